@@ -1,0 +1,26 @@
+//! The configuration of a Postern appliance: the model, its rules, the factory defaults, and the
+//! store that keeps every committed generation.
+//!
+//! # Layout
+//!
+//! - [`tls`]: the seed article's TLS rules. [`ProtocolRange`] can only hold a contiguous range of
+//!   TLS v1.0–v1.3 and is built from `sslconfig` menu selections (`1-3`, `1,2`, `2`); cipher
+//!   strings; the fixed TLS 1.3 suites.
+//! - [`users`]: administrator accounts and their argon2 password hashes.
+//! - [`model`]: [`Config`], the whole configuration, with the rules that span settings and the
+//!   factory defaults.
+//! - [`diff`]: the per-setting summary of a change (for the journal) and the three-way merge
+//!   that lets several sessions hold pending changes at once.
+//! - [`store`]: generations in `DATA/config`, written crash-safe, with a journal; the only I/O in
+//!   this crate.
+
+pub mod diff;
+pub mod model;
+pub mod store;
+pub mod tls;
+pub mod users;
+
+pub use model::{Config, ConfigError, FactoryListeners, Hostname, ListenerName, SmtpListener};
+pub use store::{Commit, Generation, Store, StoreError, StoreWarning};
+pub use tls::{CipherString, ProtocolRange, SelectionError, TlsService, TlsSettings, TlsVersion};
+pub use users::{AdminUser, PasswordHash, Role, UserName};
