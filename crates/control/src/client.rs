@@ -1,0 +1,184 @@
+//! A client of the control socket, for the CLI, the services and tests.
+
+use std::path::Path;
+
+use postern_config::{Commit, Config, Generation};
+use tokio::net::UnixStream;
+
+use crate::frame::{FrameError, read_frame, write_frame};
+use crate::message::{ControlError, PROTOCOL_VERSION, Request, Response, Status};
+
+/// Why a control request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("cannot reach the supervisor at {path}: {source} (is Postern running?)")]
+    Connect {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("the supervisor closed the connection")]
+    Closed,
+    #[error(transparent)]
+    Refused(#[from] ControlError),
+    #[error("unexpected answer from the supervisor: {0}")]
+    Unexpected(String),
+}
+
+/// A connection to the supervisor.
+#[derive(Debug)]
+pub struct Client {
+    stream: UnixStream,
+    firmware: String,
+}
+
+impl Client {
+    /// Connects and says hello; `client` names this process in the supervisor's logs.
+    pub async fn connect(socket: &Path, client: &str) -> Result<Self, ClientError> {
+        let stream = UnixStream::connect(socket)
+            .await
+            .map_err(|source| ClientError::Connect {
+                path: socket.display().to_string(),
+                source,
+            })?;
+        let mut this = Self {
+            stream,
+            firmware: String::new(),
+        };
+        let hello = Request::Hello {
+            version: PROTOCOL_VERSION,
+            client: client.to_owned(),
+        };
+        match this.request(hello).await? {
+            Response::Hello { firmware, .. } => this.firmware = firmware,
+            other => return Err(unexpected(&other)),
+        }
+        Ok(this)
+    }
+
+    /// The firmware version the supervisor reported.
+    pub fn firmware(&self) -> &str {
+        &self.firmware
+    }
+
+    /// Sends one request and reads its answer; a refusal comes back as `Refused`.
+    pub async fn request(&mut self, request: Request) -> Result<Response, ClientError> {
+        write_frame(&mut self.stream, &request).await?;
+        match read_frame(&mut self.stream).await? {
+            Some(Response::Error(e)) => Err(e.into()),
+            Some(r) => Ok(r),
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    pub async fn config(&mut self) -> Result<Generation, ClientError> {
+        match self.request(Request::GetConfig).await? {
+            Response::Config(g) => Ok(*g),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Commits a session's configuration; answers the new generation and its change lines.
+    pub async fn commit(
+        &mut self,
+        base: u64,
+        config: Config,
+        user: &str,
+        comment: &str,
+    ) -> Result<(u64, Vec<String>), ClientError> {
+        let request = Request::Commit {
+            base,
+            config: Box::new(config),
+            user: user.to_owned(),
+            comment: comment.to_owned(),
+        };
+        self.committed(request).await
+    }
+
+    pub async fn rollback(&mut self, generation: u64, user: &str) -> Result<(u64, Vec<String>), ClientError> {
+        let request = Request::Rollback {
+            generation,
+            user: user.to_owned(),
+        };
+        self.committed(request).await
+    }
+
+    async fn committed(&mut self, request: Request) -> Result<(u64, Vec<String>), ClientError> {
+        match self.request(request).await? {
+            Response::Committed {
+                generation,
+                changes,
+                ..
+            } => Ok((generation, changes)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn journal(&mut self) -> Result<Vec<Commit>, ClientError> {
+        match self.request(Request::Journal).await? {
+            Response::Journal(j) => Ok(j),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn kept(&mut self) -> Result<Vec<Commit>, ClientError> {
+        match self.request(Request::Kept).await? {
+            Response::Kept(k) => Ok(k),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn status(&mut self) -> Result<Status, ClientError> {
+        match self.request(Request::Status).await? {
+            Response::Status(s) => Ok(*s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Tells the supervisor this service serves.
+    pub async fn ready(&mut self, service: &str) -> Result<(), ClientError> {
+        match self
+            .request(Request::ServiceReady {
+                service: service.to_owned(),
+            })
+            .await?
+        {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Turns this connection into a stream of committed configurations, starting with the
+    /// current one.
+    pub async fn subscribe(mut self) -> Result<Subscription, ClientError> {
+        write_frame(&mut self.stream, &Request::Subscribe).await?;
+        Ok(Subscription {
+            stream: self.stream,
+        })
+    }
+}
+
+/// Committed configurations as the supervisor pushes them.
+#[derive(Debug)]
+pub struct Subscription {
+    stream: UnixStream,
+}
+
+impl Subscription {
+    /// The next committed configuration (the first call answers the current one).
+    pub async fn next(&mut self) -> Result<Generation, ClientError> {
+        match read_frame(&mut self.stream).await? {
+            Some(Response::Config(g)) => Ok(*g),
+            Some(other) => Err(unexpected(&other)),
+            None => Err(ClientError::Closed),
+        }
+    }
+}
+
+fn unexpected(r: &Response) -> ClientError {
+    let text = format!("{r:?}");
+    ClientError::Unexpected(text.chars().take(80).collect())
+}

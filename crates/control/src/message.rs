@@ -1,0 +1,130 @@
+//! The messages of the control protocol.
+
+use postern_config::{Commit, Config, ConfigError, Generation};
+use serde::{Deserialize, Serialize};
+
+/// Sent in [`Request::Hello`] and [`Response::Hello`]; a server refuses another version.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// What a client asks the supervisor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Request {
+    /// The first message of every connection.
+    Hello { version: u16, client: String },
+    /// The committed configuration.
+    GetConfig,
+    /// Commit the changes a session made: `config` is the session's configuration, `base` the
+    /// generation it started from. Changes committed by others since `base` are kept unless
+    /// they touched the same settings.
+    Commit {
+        base: u64,
+        config: Box<Config>,
+        user: String,
+        comment: String,
+    },
+    /// Commit again the configuration of a kept generation.
+    Rollback { generation: u64, user: String },
+    /// Every commit, oldest first.
+    Journal,
+    /// The generations that can be rolled back to, newest first.
+    Kept,
+    /// Push every new committed configuration on this connection from now on.
+    Subscribe,
+    /// Uptime, service states, gauges and counters.
+    Status,
+    /// A service has bound its listeners and serves.
+    ServiceReady { service: String },
+}
+
+/// What the supervisor answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Response {
+    Hello { version: u16, firmware: String },
+    /// The committed configuration: the answer to `GetConfig` and `Subscribe`, and each push.
+    Config(Box<Generation>),
+    /// A commit or rollback landed as `generation`. `warnings` are things the store worked
+    /// around (the commit is durable regardless).
+    Committed {
+        generation: u64,
+        changes: Vec<String>,
+        warnings: Vec<String>,
+    },
+    Journal(Vec<Commit>),
+    Kept(Vec<Commit>),
+    Status(Box<Status>),
+    Done,
+    Error(ControlError),
+}
+
+/// Why the supervisor refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ControlError {
+    #[error("{0}")]
+    Invalid(ConfigError),
+    #[error("another session changed the same settings since your changes began: {}", .0.join(", "))]
+    Conflict(Vec<String>),
+    #[error("there are no changes to commit")]
+    NoChanges,
+    #[error("generation {0} is not kept; choose one of the last 10")]
+    UnknownGeneration(u64),
+    #[error(
+        "your changes began from generation {0}, which is no longer kept; clear them and make \
+         them again"
+    )]
+    StaleBase(u64),
+    #[error("the configuration could not be saved: {0}")]
+    Store(String),
+    #[error("control protocol version {client} is not supported (the supervisor speaks {server})")]
+    Version { client: u16, server: u16 },
+    #[error("unexpected request: {0}")]
+    BadRequest(String),
+}
+
+/// The answer to [`Request::Status`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub firmware: String,
+    pub hostname: String,
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+    pub up_since: i64,
+    pub generation: u64,
+    pub services: Vec<ServiceStatus>,
+    pub gauges: Gauges,
+    /// Named counters since start (`Commits`, `Service restarts`, and what services add).
+    pub counters: Vec<(String, u64)>,
+}
+
+/// One supervised service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: ServiceState,
+    pub restarts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceState {
+    /// Started, not yet ready.
+    Starting { pid: u32 },
+    /// Ready since the given time.
+    Running { pid: u32, since: i64 },
+    /// Exited; waiting to be started again.
+    Backoff { restart_in_ms: u64 },
+    Stopped,
+}
+
+/// Resource gauges of the appliance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gauges {
+    pub cpu_percent: f32,
+    pub ram_used: u64,
+    pub ram_total: u64,
+    /// The supervisor and its services together.
+    pub postern_rss: u64,
+    pub data_disk_used: u64,
+    pub data_disk_total: u64,
+}

@@ -1,0 +1,174 @@
+//! The control socket server: one task per connection. A connection must open with a hello of
+//! our protocol version; a malformed or oversized frame closes that connection and nothing else.
+
+use std::sync::Arc;
+
+use postern_control::frame::{read_frame, write_frame};
+use postern_control::{ControlError, PROTOCOL_VERSION, Request, Response};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::owner::{ConfigOwner, Landed};
+
+/// Accepts connections until shutdown.
+pub(crate) async fn serve(
+    listener: UnixListener,
+    owner: Arc<ConfigOwner>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(connection(stream, owner.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    owner.log().warning(&format!("Control socket accept failed: {e}"));
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn connection(
+    mut stream: UnixStream,
+    owner: Arc<ConfigOwner>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let client = match hello(&mut stream, &owner).await {
+        Some(client) => client,
+        None => return,
+    };
+    loop {
+        let request = tokio::select! {
+            r = read_frame::<Request>(&mut stream) => r,
+            _ = shutdown.changed() => return,
+        };
+        let request = match request {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(e) => {
+                owner
+                    .log()
+                    .warning(&format!("Control connection from {client} closed: {e}"));
+                return;
+            }
+        };
+        if let Request::Subscribe = request {
+            push_configurations(stream, &owner, shutdown).await;
+            return;
+        }
+        let response = answer(request, &owner).await;
+        if write_frame(&mut stream, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the hello; answers it, or refuses another protocol version and closes.
+async fn hello(stream: &mut UnixStream, owner: &ConfigOwner) -> Option<String> {
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        read_frame::<Request>(stream),
+    )
+    .await;
+    let (version, client) = match first {
+        Ok(Ok(Some(Request::Hello { version, client }))) => (version, client),
+        Ok(Ok(None)) => return None,
+        Ok(Ok(Some(_))) => {
+            let refusal = ControlError::BadRequest("the first message must be a hello".to_owned());
+            let _ = write_frame(stream, &Response::Error(refusal)).await;
+            return None;
+        }
+        Ok(Err(e)) => {
+            owner.log().warning(&format!("Control connection closed before hello: {e}"));
+            return None;
+        }
+        Err(_) => return None,
+    };
+    if version != PROTOCOL_VERSION {
+        let refusal = ControlError::Version {
+            client: version,
+            server: PROTOCOL_VERSION,
+        };
+        let _ = write_frame(stream, &Response::Error(refusal)).await;
+        return None;
+    }
+    let answer = Response::Hello {
+        version: PROTOCOL_VERSION,
+        firmware: owner.firmware().to_owned(),
+    };
+    write_frame(stream, &answer).await.ok()?;
+    Some(client)
+}
+
+async fn answer(request: Request, owner: &Arc<ConfigOwner>) -> Response {
+    let result = match request {
+        Request::GetConfig => Ok(Response::Config(Box::new((*owner.current()).clone()))),
+        Request::Commit {
+            base,
+            config,
+            user,
+            comment,
+        } => owner.commit(base, *config, user, comment).await.map(committed),
+        Request::Rollback { generation, user } => {
+            owner.rollback(generation, user).await.map(committed)
+        }
+        Request::Journal => owner.journal().await.map(Response::Journal),
+        Request::Kept => owner.kept().await.map(Response::Kept),
+        Request::Status => Ok(Response::Status(Box::new(owner.status()))),
+        Request::ServiceReady { service } => match owner.service_ready(&service) {
+            true => Ok(Response::Done),
+            false => Err(ControlError::BadRequest(format!("no service named {service}"))),
+        },
+        Request::Hello { .. } | Request::Subscribe => {
+            Err(ControlError::BadRequest("hello was already said".to_owned()))
+        }
+        other => Err(ControlError::BadRequest(format!("{other:?}"))),
+    };
+    result.unwrap_or_else(Response::Error)
+}
+
+fn committed(landed: Landed) -> Response {
+    Response::Committed {
+        generation: landed.generation,
+        changes: landed.changes,
+        warnings: landed.warnings,
+    }
+}
+
+/// Sends the current configuration, then each new one, until the client goes or we stop.
+async fn push_configurations(
+    mut stream: UnixStream,
+    owner: &ConfigOwner,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut configs = owner.subscribe();
+    let mut generation = configs.borrow_and_update().clone();
+    let (mut reader, mut writer) = stream.split();
+    loop {
+        if write_frame(&mut writer, &Response::Config(Box::new((*generation).clone())))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::select! {
+            changed = configs.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                generation = configs.borrow_and_update().clone();
+            }
+            // A subscriber sends nothing more; anything (or EOF) ends the subscription.
+            _ = read_frame::<Request>(&mut reader) => return,
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The committed configuration: the store behind a lock, the commits that change it, and the
+//! channels that tell the rest of the supervisor what changed.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use postern_config::diff::{MergeError, merge};
+use postern_config::{Commit, Config, Generation, Store, StoreError};
+use postern_control::{ControlError, ServiceState, ServiceStatus, Status};
+use tokio::sync::watch;
+
+use crate::gauges::GaugeSampler;
+use crate::service::{Readiness, ServiceSpec};
+use crate::syslog::SystemLog;
+
+/// Owns the store; every commit and rollback of the appliance goes through here.
+#[derive(Debug)]
+pub struct ConfigOwner {
+    /// Store operations fsync: they run on the blocking pool, one at a time.
+    store: Mutex<Store>,
+    current: watch::Sender<Arc<Generation>>,
+    services: watch::Sender<Vec<ServiceStatus>>,
+    readiness: Vec<Readiness>,
+    firmware: String,
+    data: PathBuf,
+    up_since: i64,
+    log: SystemLog,
+    commits: AtomicU64,
+    restarts: AtomicU64,
+    gauges: Mutex<GaugeSampler>,
+}
+
+/// A commit that landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    pub generation: u64,
+    pub changes: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl ConfigOwner {
+    pub(crate) fn new(
+        store: Store,
+        data: PathBuf,
+        firmware: String,
+        log: SystemLog,
+        services: &[ServiceSpec],
+    ) -> Self {
+        let (current, _) = watch::channel(Arc::new(store.current().clone()));
+        let statuses = services
+            .iter()
+            .map(|s| ServiceStatus {
+                name: s.name.clone(),
+                state: ServiceState::Stopped,
+                restarts: 0,
+            })
+            .collect();
+        let (services_tx, _) = watch::channel(statuses);
+        Self {
+            store: Mutex::new(store),
+            current,
+            services: services_tx,
+            readiness: services.iter().map(|s| s.readiness).collect(),
+            firmware,
+            data,
+            up_since: unix_now(),
+            log,
+            commits: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            gauges: Mutex::new(GaugeSampler::new()),
+        }
+    }
+
+    /// The committed configuration.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.borrow().clone()
+    }
+
+    /// Sees every newly committed configuration.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Generation>> {
+        self.current.subscribe()
+    }
+
+    pub fn firmware(&self) -> &str {
+        &self.firmware
+    }
+
+    pub fn log(&self) -> &SystemLog {
+        &self.log
+    }
+
+    /// Commits a session's configuration that started from generation `base`, keeping what
+    /// others committed since unless they changed the same settings.
+    pub async fn commit(
+        self: &Arc<Self>,
+        base: u64,
+        config: Config,
+        user: String,
+        comment: String,
+    ) -> Result<Landed, ControlError> {
+        let this = self.clone();
+        self.blocking(move || {
+            let mut store = this.lock_store();
+            let current = store.current().clone();
+            let config = if base == current.commit.generation {
+                config
+            } else {
+                let base_config = match store.generation(base) {
+                    Ok(g) => g.config,
+                    Err(StoreError::UnknownGeneration(_)) => {
+                        return Err(ControlError::StaleBase(base));
+                    }
+                    Err(e) => return Err(ControlError::Store(e.to_string())),
+                };
+                merge(&base_config, &config, &current.config).map_err(|e| match e {
+                    MergeError::Conflict(c) => ControlError::Conflict(c.settings),
+                    MergeError::Invalid(e) => ControlError::Invalid(e),
+                })?
+            };
+            let warnings = store.commit(config, &user, &comment).map_err(control_error)?;
+            Ok(this.landed(&store, warnings))
+        })
+        .await
+    }
+
+    /// Commits again the configuration of a kept generation.
+    pub async fn rollback(self: &Arc<Self>, generation: u64, user: String) -> Result<Landed, ControlError> {
+        let this = self.clone();
+        self.blocking(move || {
+            let mut store = this.lock_store();
+            let warnings = store.rollback(generation, &user).map_err(control_error)?;
+            Ok(this.landed(&store, warnings))
+        })
+        .await
+    }
+
+    pub async fn journal(self: &Arc<Self>) -> Result<Vec<Commit>, ControlError> {
+        let this = self.clone();
+        self.blocking(move || this.lock_store().journal().map_err(control_error))
+            .await
+    }
+
+    pub async fn kept(self: &Arc<Self>) -> Result<Vec<Commit>, ControlError> {
+        let this = self.clone();
+        self.blocking(move || this.lock_store().kept().map_err(control_error))
+            .await
+    }
+
+    /// After a commit: publish the new generation and log it.
+    fn landed(&self, store: &Store, warnings: Vec<postern_config::StoreWarning>) -> Landed {
+        let generation = store.current().clone();
+        let commit = &generation.commit;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.log.info(&format!(
+            "User {} committed generation {}: {}",
+            commit.user, commit.generation, commit.comment
+        ));
+        for change in &commit.changes {
+            self.log.info(&format!("Generation {} changed {change}", commit.generation));
+        }
+        for warning in &warnings {
+            self.log.warning(&warning.to_string());
+        }
+        let landed = Landed {
+            generation: commit.generation,
+            changes: commit.changes.clone(),
+            warnings: warnings.iter().map(ToString::to_string).collect(),
+        };
+        self.current.send_replace(Arc::new(generation));
+        landed
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, ControlError> + Send + 'static,
+    ) -> Result<T, ControlError> {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|e| Err(ControlError::Store(format!("store task failed: {e}"))))
+    }
+
+    fn lock_store(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave the store half-written: every write is
+        // a whole-file rename. Carry on with it.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a service's state; `restarted` counts one more restart.
+    pub(crate) fn set_service_state(&self, index: usize, state: ServiceState, restarted: bool) {
+        if restarted {
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        self.services.send_modify(|all| {
+            if let Some(s) = all.get_mut(index) {
+                s.state = state;
+                s.restarts += u32::from(restarted);
+            }
+        });
+    }
+
+    /// A service said it serves: it is Running from now.
+    pub fn service_ready(&self, name: &str) -> bool {
+        let mut found = false;
+        self.services.send_modify(|all| {
+            for s in all.iter_mut().filter(|s| s.name == name) {
+                if let ServiceState::Starting { pid } = s.state {
+                    s.state = ServiceState::Running {
+                        pid,
+                        since: unix_now(),
+                    };
+                }
+                found = true;
+            }
+        });
+        if found {
+            self.log.info(&format!("Service {name} ready"));
+        }
+        found
+    }
+
+    /// Resolves once every service that reports readiness has done so, and every other one has
+    /// been started.
+    pub(crate) async fn all_ready(&self) {
+        let mut rx = self.services.subscribe();
+        let readiness = self.readiness.clone();
+        let _ = rx
+            .wait_for(|all| {
+                all.iter().zip(&readiness).all(|(s, r)| match (r, s.state) {
+                    (_, ServiceState::Running { .. }) => true,
+                    (Readiness::Started, ServiceState::Starting { .. }) => true,
+                    _ => false,
+                })
+            })
+            .await;
+    }
+
+    pub(crate) fn readiness(&self, index: usize) -> Readiness {
+        self.readiness.get(index).copied().unwrap_or(Readiness::Started)
+    }
+
+    /// What `status` shows.
+    pub fn status(&self) -> Status {
+        let services = self.services.borrow().clone();
+        let pids: Vec<u32> = services
+            .iter()
+            .filter_map(|s| match s.state {
+                ServiceState::Starting { pid } | ServiceState::Running { pid, .. } => Some(pid),
+                _ => None,
+            })
+            .collect();
+        let gauges = self
+            .gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sample(&self.data, &pids);
+        let current = self.current();
+        Status {
+            firmware: self.firmware.clone(),
+            hostname: current.config.system.hostname.to_string(),
+            now: unix_now(),
+            up_since: self.up_since,
+            generation: current.commit.generation,
+            services,
+            gauges,
+            counters: vec![
+                ("Commits".to_owned(), self.commits.load(Ordering::Relaxed)),
+                ("Service restarts".to_owned(), self.restarts.load(Ordering::Relaxed)),
+            ],
+        }
+    }
+}
+
+fn control_error(e: StoreError) -> ControlError {
+    match e {
+        StoreError::Invalid(e) => ControlError::Invalid(e),
+        StoreError::NoChanges => ControlError::NoChanges,
+        StoreError::UnknownGeneration(n) => ControlError::UnknownGeneration(n),
+        other => ControlError::Store(other.to_string()),
+    }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
