@@ -81,6 +81,14 @@ impl Client {
         }
     }
 
+    /// A kept generation's configuration.
+    pub async fn config_of(&mut self, generation: u64) -> Result<Config, ClientError> {
+        match self.request(Request::GetGeneration { generation }).await? {
+            Response::Config(g) => Ok(g.config),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Commits a session's configuration; answers the new generation and its change lines.
     pub async fn commit(
         &mut self,
@@ -98,7 +106,11 @@ impl Client {
         self.committed(request).await
     }
 
-    pub async fn rollback(&mut self, generation: u64, user: &str) -> Result<(u64, Vec<String>), ClientError> {
+    pub async fn rollback(
+        &mut self,
+        generation: u64,
+        user: &str,
+    ) -> Result<(u64, Vec<String>), ClientError> {
         let request = Request::Rollback {
             generation,
             user: user.to_owned(),

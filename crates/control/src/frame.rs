@@ -68,7 +68,9 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_eof_is_none() {
         let (mut a, mut b) = tokio::io::duplex(64);
-        write_frame(&mut a, &("hello".to_owned(), 7u32)).await.unwrap();
+        write_frame(&mut a, &("hello".to_owned(), 7u32))
+            .await
+            .unwrap();
         drop(a);
         let got: Option<(String, u32)> = read_frame(&mut b).await.unwrap();
         assert_eq!(got, Some(("hello".to_owned(), 7)));
@@ -85,11 +87,17 @@ mod tests {
 
         let (mut a, mut b) = tokio::io::duplex(64);
         a.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).await.unwrap();
-        assert!(matches!(read_frame::<String>(&mut b).await, Err(FrameError::Decode(_))));
+        assert!(matches!(
+            read_frame::<String>(&mut b).await,
+            Err(FrameError::Decode(_))
+        ));
 
         let (mut a, mut b) = tokio::io::duplex(64);
         a.write_all(&[0, 0, 0, 9, 1]).await.unwrap();
         drop(a);
-        assert!(matches!(read_frame::<String>(&mut b).await, Err(FrameError::Io(_))));
+        assert!(matches!(
+            read_frame::<String>(&mut b).await,
+            Err(FrameError::Io(_))
+        ));
     }
 }

@@ -14,6 +14,8 @@ pub enum Request {
     Hello { version: u16, client: String },
     /// The committed configuration.
     GetConfig,
+    /// A kept generation (for a rollback that is staged rather than committed at once).
+    GetGeneration { generation: u64 },
     /// Commit the changes a session made: `config` is the session's configuration, `base` the
     /// generation it started from. Changes committed by others since `base` are kept unless
     /// they touched the same settings.
@@ -41,7 +43,10 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Response {
-    Hello { version: u16, firmware: String },
+    Hello {
+        version: u16,
+        firmware: String,
+    },
     /// The committed configuration: the answer to `GetConfig` and `Subscribe`, and each push.
     Config(Box<Generation>),
     /// A commit or rollback landed as `generation`. `warnings` are things the store worked
@@ -109,11 +114,18 @@ pub struct ServiceStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServiceState {
     /// Started, not yet ready.
-    Starting { pid: u32 },
+    Starting {
+        pid: u32,
+    },
     /// Ready since the given time.
-    Running { pid: u32, since: i64 },
+    Running {
+        pid: u32,
+        since: i64,
+    },
     /// Exited; waiting to be started again.
-    Backoff { restart_in_ms: u64 },
+    Backoff {
+        restart_in_ms: u64,
+    },
     Stopped,
 }
 

@@ -94,7 +94,20 @@ impl fmt::Display for Level {
 /// inside `event` are replaced so one event stays one line for parsers.
 pub fn format_line(time: DateTime<Local>, level: Level, event: &str) -> String {
     let event = event.replace(['\n', '\r'], " ");
-    format!("{} {level}: {event}", time.format("%a %b %e %H:%M:%S %Y"))
+    format!("{} {level}: {event}", format_time(time))
+}
+
+/// A time as log lines and the CLI print it: `Wed Jan 17 21:09:12 2024`.
+pub fn format_time(time: DateTime<Local>) -> String {
+    time.format("%a %b %e %H:%M:%S %Y").to_string()
+}
+
+/// [`format_time`] of a time in seconds since the Unix epoch.
+pub fn format_unix_time(secs: i64) -> String {
+    match DateTime::from_timestamp(secs, 0) {
+        Some(t) => format_time(t.with_timezone(&Local)),
+        None => format!("@{secs}"),
+    }
 }
 
 /// Size and count limits of one subscription's files.
@@ -197,7 +210,11 @@ mod tests {
     fn lines_have_the_reference_shape() {
         let t = Local.with_ymd_and_hms(2024, 1, 17, 21, 9, 12).unwrap();
         assert_eq!(
-            format_line(t, Level::Info, "ICID 1020089 TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384"),
+            format_line(
+                t,
+                Level::Info,
+                "ICID 1020089 TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384"
+            ),
             "Wed Jan 17 21:09:12 2024 Info: ICID 1020089 TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384"
         );
         let t = Local.with_ymd_and_hms(2024, 2, 5, 7, 0, 1).unwrap();
@@ -216,7 +233,8 @@ mod tests {
         };
         let mut log = LogFile::open(dir.path(), Subscription::SystemLogs, rotation).unwrap();
         for i in 0..40 {
-            log.write(Level::Info, &format!("event number {i}")).unwrap();
+            log.write(Level::Info, &format!("event number {i}"))
+                .unwrap();
         }
         let current = Subscription::SystemLogs.current_path(dir.path());
         let text = fs::read_to_string(&current).unwrap();

@@ -87,7 +87,9 @@ async fn hello(stream: &mut UnixStream, owner: &ConfigOwner) -> Option<String> {
             return None;
         }
         Ok(Err(e)) => {
-            owner.log().warning(&format!("Control connection closed before hello: {e}"));
+            owner
+                .log()
+                .warning(&format!("Control connection closed before hello: {e}"));
             return None;
         }
         Err(_) => return None,
@@ -116,20 +118,29 @@ async fn answer(request: Request, owner: &Arc<ConfigOwner>) -> Response {
             config,
             user,
             comment,
-        } => owner.commit(base, *config, user, comment).await.map(committed),
+        } => owner
+            .commit(base, *config, user, comment)
+            .await
+            .map(committed),
         Request::Rollback { generation, user } => {
             owner.rollback(generation, user).await.map(committed)
         }
+        Request::GetGeneration { generation } => owner
+            .generation(generation)
+            .await
+            .map(|g| Response::Config(Box::new(g))),
         Request::Journal => owner.journal().await.map(Response::Journal),
         Request::Kept => owner.kept().await.map(Response::Kept),
         Request::Status => Ok(Response::Status(Box::new(owner.status()))),
         Request::ServiceReady { service } => match owner.service_ready(&service) {
             true => Ok(Response::Done),
-            false => Err(ControlError::BadRequest(format!("no service named {service}"))),
+            false => Err(ControlError::BadRequest(format!(
+                "no service named {service}"
+            ))),
         },
-        Request::Hello { .. } | Request::Subscribe => {
-            Err(ControlError::BadRequest("hello was already said".to_owned()))
-        }
+        Request::Hello { .. } | Request::Subscribe => Err(ControlError::BadRequest(
+            "hello was already said".to_owned(),
+        )),
         other => Err(ControlError::BadRequest(format!("{other:?}"))),
     };
     result.unwrap_or_else(Response::Error)
@@ -153,9 +164,12 @@ async fn push_configurations(
     let mut generation = configs.borrow_and_update().clone();
     let (mut reader, mut writer) = stream.split();
     loop {
-        if write_frame(&mut writer, &Response::Config(Box::new((*generation).clone())))
-            .await
-            .is_err()
+        if write_frame(
+            &mut writer,
+            &Response::Config(Box::new((*generation).clone())),
+        )
+        .await
+        .is_err()
         {
             return;
         }

@@ -105,7 +105,8 @@ impl Supervisor {
             .create(&run)
             .map_err(io("create", &run))?;
         let lock = take_lock(&run.join("supervisor.lock"), data)?;
-        let log = SystemLog::open(data, options.echo_logs).map_err(io("open", &data.join("logs")))?;
+        let log =
+            SystemLog::open(data, options.echo_logs).map_err(io("open", &data.join("logs")))?;
 
         let opened = Store::open(&data.join("config"), options.factory)?;
         for warning in &opened.warnings {
@@ -136,10 +137,19 @@ impl Supervisor {
         let listener = UnixListener::bind(&socket).map_err(io("bind", &socket))?;
         fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))
             .map_err(io("chmod", &socket))?;
-        tasks.spawn(control::serve(listener, owner.clone(), shutdown.subscribe()));
+        tasks.spawn(control::serve(
+            listener,
+            owner.clone(),
+            shutdown.subscribe(),
+        ));
 
         for (index, spec) in options.services.into_iter().enumerate() {
-            tasks.spawn(service::supervise(index, spec, owner.clone(), shutdown.subscribe()));
+            tasks.spawn(service::supervise(
+                index,
+                spec,
+                owner.clone(),
+                shutdown.subscribe(),
+            ));
         }
         Ok(Self {
             owner,
@@ -167,8 +177,12 @@ impl Supervisor {
         self.log.info("Postern supervisor shutting down");
         let _ = self.shutdown.send(true);
         let all_done = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(30), all_done).await.is_err() {
-            self.log.warning("Shutdown did not finish in 30 seconds; leaving anyway");
+        if tokio::time::timeout(Duration::from_secs(30), all_done)
+            .await
+            .is_err()
+        {
+            self.log
+                .warning("Shutdown did not finish in 30 seconds; leaving anyway");
         }
         let _ = fs::remove_file(&self.socket);
         self.log.info("Postern supervisor stopped");

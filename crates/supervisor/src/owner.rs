@@ -119,19 +119,35 @@ impl ConfigOwner {
                     MergeError::Invalid(e) => ControlError::Invalid(e),
                 })?
             };
-            let warnings = store.commit(config, &user, &comment).map_err(control_error)?;
+            let warnings = store
+                .commit(config, &user, &comment)
+                .map_err(control_error)?;
             Ok(this.landed(&store, warnings))
         })
         .await
     }
 
     /// Commits again the configuration of a kept generation.
-    pub async fn rollback(self: &Arc<Self>, generation: u64, user: String) -> Result<Landed, ControlError> {
+    pub async fn rollback(
+        self: &Arc<Self>,
+        generation: u64,
+        user: String,
+    ) -> Result<Landed, ControlError> {
         let this = self.clone();
         self.blocking(move || {
             let mut store = this.lock_store();
             let warnings = store.rollback(generation, &user).map_err(control_error)?;
             Ok(this.landed(&store, warnings))
+        })
+        .await
+    }
+
+    pub async fn generation(self: &Arc<Self>, generation: u64) -> Result<Generation, ControlError> {
+        let this = self.clone();
+        self.blocking(move || {
+            this.lock_store()
+                .generation(generation)
+                .map_err(control_error)
         })
         .await
     }
@@ -158,7 +174,10 @@ impl ConfigOwner {
             commit.user, commit.generation, commit.comment
         ));
         for change in &commit.changes {
-            self.log.info(&format!("Generation {} changed {change}", commit.generation));
+            self.log.info(&format!(
+                "Generation {} changed {change}",
+                commit.generation
+            ));
         }
         for warning in &warnings {
             self.log.warning(&warning.to_string());
@@ -237,7 +256,10 @@ impl ConfigOwner {
     }
 
     pub(crate) fn readiness(&self, index: usize) -> Readiness {
-        self.readiness.get(index).copied().unwrap_or(Readiness::Started)
+        self.readiness
+            .get(index)
+            .copied()
+            .unwrap_or(Readiness::Started)
     }
 
     /// What `status` shows.
@@ -266,7 +288,10 @@ impl ConfigOwner {
             gauges,
             counters: vec![
                 ("Commits".to_owned(), self.commits.load(Ordering::Relaxed)),
-                ("Service restarts".to_owned(), self.restarts.load(Ordering::Relaxed)),
+                (
+                    "Service restarts".to_owned(),
+                    self.restarts.load(Ordering::Relaxed),
+                ),
             ],
         }
     }

@@ -13,6 +13,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -132,7 +133,12 @@ impl Store {
     /// Opens the store in `dir`, creating it with `factory()` as generation 1 when it holds no
     /// generation at all.
     pub fn open(dir: &Path, factory: impl FnOnce() -> Config) -> Result<Opened, StoreError> {
-        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        // Generations hold password hashes: only the supervisor's user may read them.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err("create", dir))?;
         let mut warnings = Vec::new();
         let numbers = generation_numbers(dir)?;
         let highest = numbers.first().copied().unwrap_or(0);
@@ -365,7 +371,12 @@ fn write_generation(dir: &Path, generation: &Generation) -> Result<(), StoreErro
     let path = generation_path(dir, generation.commit.generation);
     let tmp = dir.join(format!(".gen-{}.tmp", generation.commit.generation));
     let written = (|| {
-        let mut file = File::create(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()
     })();

@@ -1,0 +1,152 @@
+//! The command table and dispatch. Each group of commands has its own module.
+
+mod commit;
+mod sslconfig;
+mod status;
+
+use postern_control::ClientError;
+
+use crate::console::Console;
+use crate::session::Session;
+
+/// A command as `help` shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// The forms a script can use, one per line.
+    pub usage: &'static [&'static str],
+}
+
+/// Every command, in the order `help` lists them.
+pub const COMMANDS: &[CommandInfo] = &[
+    CommandInfo {
+        name: "clear",
+        summary: "Discard the changes of this session that are not committed.",
+        usage: &["clear"],
+    },
+    CommandInfo {
+        name: "commit",
+        summary: "Commit the changes of this session.",
+        usage: &["commit", "commit <comment>"],
+    },
+    CommandInfo {
+        name: "commitdetail",
+        summary: "Show what a commit changed.",
+        usage: &[
+            "commitdetail",
+            "commitdetail <generation>",
+            "commitdetail all",
+        ],
+    },
+    CommandInfo {
+        name: "help",
+        summary: "List the commands, or show how to use one.",
+        usage: &["help", "help <command>"],
+    },
+    CommandInfo {
+        name: "quit",
+        summary: "End the session (uncommitted changes are discarded).",
+        usage: &["quit", "exit"],
+    },
+    CommandInfo {
+        name: "rollbackconfig",
+        summary: "Go back to one of the last 10 committed configurations.",
+        usage: &["rollbackconfig", "rollbackconfig <generation>"],
+    },
+    CommandInfo {
+        name: "sslconfig",
+        summary: "Show or set the TLS protocols and ciphers of each service.",
+        usage: &[
+            "sslconfig",
+            "sslconfig print",
+            "sslconfig <gui|inbound|outbound|other> <selection> [ciphers <string>]",
+            "  selection: 1 = TLS v1.3, 2 = TLS v1.2, 3 = TLS v1.1, 4 = TLS v1.0;",
+            "  one number (2), a range (1-3) or a list (1,2,3); it must be contiguous",
+        ],
+    },
+    CommandInfo {
+        name: "status",
+        summary: "Show the system status: uptime, services, counters and gauges.",
+        usage: &["status", "status detail"],
+    },
+    CommandInfo {
+        name: "version",
+        summary: "Show the firmware version.",
+        usage: &["version"],
+    },
+];
+
+/// Why a command did not do what was asked. Everything but `Io` is told to the administrator
+/// and the session goes on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The request is wrong; the text says why and what would be right.
+    #[error("{0}")]
+    Refused(String),
+    /// Input ended in the middle of a dialog; nothing was changed.
+    #[error("Input ended before the dialog was complete; nothing was changed.")]
+    InputEnded,
+    #[error("{0}")]
+    Control(#[from] ClientError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) fn dispatch<C: Console>(
+    session: &mut Session<C>,
+    name: &str,
+    args: &str,
+) -> Result<(), CommandError> {
+    match name.to_ascii_lowercase().as_str() {
+        "help" | "?" => help(session, args),
+        "version" => status::version(session),
+        "status" => status::status(session, args),
+        "commit" => commit::commit(session, args),
+        "clear" => commit::clear(session),
+        "commitdetail" => commit::commitdetail(session, args),
+        "rollbackconfig" => commit::rollbackconfig(session, args),
+        "sslconfig" => sslconfig::sslconfig(session, args),
+        _ => Err(CommandError::Refused(unknown(name))),
+    }
+}
+
+fn unknown(name: &str) -> String {
+    let nearest = COMMANDS
+        .iter()
+        .map(|c| {
+            (
+                strsim::levenshtein(c.name, &name.to_ascii_lowercase()),
+                c.name,
+            )
+        })
+        .min();
+    match nearest {
+        Some((distance, near)) if distance <= 3 => {
+            format!("Unknown command: '{name}'. Did you mean '{near}'? Type 'help' for the list.")
+        }
+        _ => format!("Unknown command: '{name}'. Type 'help' for the list of commands."),
+    }
+}
+
+fn help<C: Console>(session: &mut Session<C>, args: &str) -> Result<(), CommandError> {
+    let out = session.out();
+    if args.is_empty() {
+        writeln!(out, "Commands:")?;
+        for c in COMMANDS {
+            writeln!(out, "{:<16}{}", c.name, c.summary)?;
+        }
+        writeln!(out, "Type 'help <command>' to see how to use one.")?;
+        return Ok(());
+    }
+    let Some(c) = COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(args)) else {
+        return Err(CommandError::Refused(unknown(args)));
+    };
+    writeln!(out, "{} - {}", c.name, c.summary)?;
+    writeln!(out, "Usage:")?;
+    for line in c.usage {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! One administrator session: its connection to the supervisor, its pending changes, and the
+//! command loop.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use postern_config::{Config, Generation, UserName};
+use postern_control::{Client, ClientError};
+use tokio::runtime::Runtime;
+
+use crate::commands::{self, CommandError};
+use crate::console::Console;
+
+/// Why a session could not begin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    #[error(transparent)]
+    Control(#[from] ClientError),
+    #[error("cannot start the CLI runtime: {0}")]
+    Runtime(io::Error),
+    #[error("there is no user '{0}' on this appliance")]
+    UnknownUser(String),
+}
+
+/// An administrator's session. Changes made by commands stay pending here, invisible to
+/// everyone else, until `commit`; `clear` or the end of the session discards them.
+#[derive(Debug)]
+pub struct Session<C: Console> {
+    pub(crate) console: C,
+    /// Runs control requests to completion: `self.runtime.block_on(self.client.status())`.
+    pub(crate) runtime: Runtime,
+    pub(crate) client: Client,
+    pub(crate) user: String,
+    /// The committed generation the pending changes started from (the merge base at commit).
+    pub(crate) base: Generation,
+    pub(crate) pending: Option<Config>,
+}
+
+impl<C: Console> Session<C> {
+    /// Connects to the supervisor of the data directory `data` as `user`.
+    pub fn connect(data: &Path, user: &str, console: C) -> Result<Self, SessionError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(SessionError::Runtime)?;
+        let socket = postern_control::socket_path(data);
+        let mut client = runtime.block_on(Client::connect(&socket, &format!("cli:{user}")))?;
+        let base = runtime.block_on(client.config())?;
+        let known = UserName::new(user).is_ok_and(|u| base.config.users.contains_key(&u));
+        if !known {
+            return Err(SessionError::UnknownUser(user.to_owned()));
+        }
+        Ok(Self {
+            console,
+            runtime,
+            client,
+            user: user.to_owned(),
+            base,
+            pending: None,
+        })
+    }
+
+    /// Reads and runs commands until `quit` or the end of input. Returns whether every command
+    /// succeeded. Pending changes left at the end are discarded, with a warning.
+    pub fn run(&mut self) -> io::Result<bool> {
+        let mut all_ok = true;
+        loop {
+            let prompt = self.prompt();
+            let Some(line) = self.console.read_line(&prompt)? else {
+                break;
+            };
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if matches!(line, "quit" | "exit" | "q") {
+                break;
+            }
+            all_ok &= self.execute(line)?;
+        }
+        self.discard_on_exit()?;
+        Ok(all_ok)
+    }
+
+    /// Runs one command line (`-c`); returns whether it succeeded.
+    pub fn run_one(&mut self, line: &str) -> io::Result<bool> {
+        let ok = self.execute(line.trim())?;
+        self.discard_on_exit()?;
+        Ok(ok)
+    }
+
+    fn execute(&mut self, line: &str) -> io::Result<bool> {
+        let (name, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        match commands::dispatch(self, name, rest.trim()) {
+            Ok(()) => Ok(true),
+            Err(CommandError::Io(e)) => Err(e),
+            Err(e) => {
+                writeln!(self.out(), "{e}")?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn discard_on_exit(&mut self) -> io::Result<()> {
+        if self.pending.take().is_some() {
+            writeln!(
+                self.out(),
+                "Warning: uncommitted changes were discarded at the end of the session."
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `host> `, or `host (uncommitted changes)> ` while changes are pending.
+    fn prompt(&self) -> String {
+        let host = &self.view().system.hostname;
+        match self.pending {
+            Some(_) => format!("{host} (uncommitted changes)> "),
+            None => format!("{host}> "),
+        }
+    }
+
+    pub(crate) fn out(&mut self) -> &mut dyn Write {
+        self.console.out()
+    }
+
+    /// The configuration as this session sees it: its pending changes, or the committed one.
+    pub(crate) fn view(&self) -> &Config {
+        self.pending.as_ref().unwrap_or(&self.base.config)
+    }
+
+    /// The committed configuration, fresh from the supervisor when nothing is pending (so that a
+    /// new change starts from what others committed meanwhile).
+    pub(crate) fn refresh(&mut self) -> Result<(), CommandError> {
+        if self.pending.is_none() {
+            self.base = self.runtime.block_on(self.client.config())?;
+        }
+        Ok(())
+    }
+
+    /// Applies a change to this session's configuration; it stays pending until `commit`.
+    pub(crate) fn stage(
+        &mut self,
+        change: impl FnOnce(&mut Config) -> Result<(), CommandError>,
+    ) -> Result<(), CommandError> {
+        self.refresh()?;
+        let mut config = self.view().clone();
+        change(&mut config)?;
+        self.pending = (config != self.base.config).then_some(config);
+        Ok(())
+    }
+
+    /// Asks a question whose answer defaults to `default` on Enter. The question's text is
+    /// printed first, then `[default]> ` as the prompt.
+    pub(crate) fn ask(&mut self, question: &str, default: &str) -> Result<String, CommandError> {
+        writeln!(self.out(), "{question}")?;
+        let answer = self
+            .console
+            .read_line(&format!("[{default}]> "))?
+            .ok_or(CommandError::InputEnded)?;
+        let answer = answer.trim();
+        Ok(if answer.is_empty() {
+            default.to_owned()
+        } else {
+            answer.to_owned()
+        })
+    }
+
+    /// A yes/no question.
+    pub(crate) fn confirm(&mut self, question: &str, default: bool) -> Result<bool, CommandError> {
+        loop {
+            let answer = self.ask(question, if default { "Y" } else { "N" })?;
+            match answer.to_ascii_lowercase().as_str() {
+                "y" | "yes" => return Ok(true),
+                "n" | "no" => return Ok(false),
+                _ => writeln!(self.out(), "Please answer Y or N.")?,
+            }
+        }
+    }
+}

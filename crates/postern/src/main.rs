@@ -1,0 +1,261 @@
+//! `postern`: the one binary of the appliance. `postern run` is host mode, `postern supervisor`
+//! is what init starts in the image, `postern cli` is the administrator's CLI.
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use postern_cli::{Session, StdConsole};
+use postern_config::{Config, FactoryListeners, Hostname, PasswordHash};
+use postern_supervisor::{Supervisor, SupervisorOptions};
+
+/// Exit code for a configuration that is refused before anything starts (sysexits EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "postern", version, about = "Postern secure email gateway")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the appliance on this host in the foreground (host mode); Ctrl-C stops it.
+    Run {
+        #[command(flatten)]
+        start: StartArgs,
+        /// SMTP listener address of a fresh data directory.
+        #[arg(long, default_value_t = FactoryListeners::HOST.smtp)]
+        smtp: SocketAddr,
+        /// Classic UI address of a fresh data directory.
+        #[arg(long, default_value_t = FactoryListeners::HOST.classic_ui)]
+        gui: SocketAddr,
+        /// NGUI and REST API address of a fresh data directory.
+        #[arg(long, default_value_t = FactoryListeners::HOST.ngui)]
+        ngui: SocketAddr,
+    },
+    /// Run the supervisor as the appliance's init starts it (standard ports).
+    Supervisor {
+        #[command(flatten)]
+        start: StartArgs,
+    },
+    /// The administrator's CLI, on the control socket of a running Postern.
+    Cli {
+        /// The data directory of the running Postern.
+        #[arg(long, default_value = "/data")]
+        data: PathBuf,
+        /// Run this one command and exit.
+        #[arg(short = 'c', long = "command")]
+        command: Option<String>,
+        /// The user this session acts as.
+        #[arg(long, default_value = Config::FIRST_ADMIN)]
+        user: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct StartArgs {
+    /// The data directory: configuration, certificates, queue, logs.
+    #[arg(long, default_value = "/data")]
+    data: PathBuf,
+    /// The admin password of a fresh data directory, read from this file. Without it a random
+    /// one is written to DATA/initial-admin-password.
+    #[arg(long)]
+    admin_password_file: Option<PathBuf>,
+    /// The host name of a fresh data directory (default: this machine's).
+    #[arg(long)]
+    hostname: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Run {
+            start,
+            smtp,
+            gui,
+            ngui,
+        } => {
+            let listeners = FactoryListeners {
+                smtp,
+                classic_ui: gui,
+                ngui,
+            };
+            supervise(start, listeners, true)
+        }
+        Command::Supervisor { start } => supervise(start, FactoryListeners::APPLIANCE, false),
+        Command::Cli {
+            data,
+            command,
+            user,
+        } => cli(&data, &user, command.as_deref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("postern: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a fresh data directory is made from, read and checked before anything starts.
+struct Factory {
+    hostname: Hostname,
+    listeners: FactoryListeners,
+    /// From `--admin-password-file`, or random.
+    password: String,
+    /// The password is random: it is written to `DATA/initial-admin-password` for the
+    /// administrator to read.
+    generated: bool,
+    data: PathBuf,
+}
+
+impl Factory {
+    fn from_args(start: &StartArgs, listeners: FactoryListeners) -> anyhow::Result<Self> {
+        let hostname = match &start.hostname {
+            Some(h) => h.clone(),
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "postern.localdomain".to_owned()),
+        };
+        let hostname = Hostname::new(&hostname)?;
+        let password = match &start.admin_password_file {
+            Some(file) => {
+                let text = fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let password = text.trim_end_matches(['\n', '\r']).to_owned();
+                if password.chars().count() < PasswordHash::MIN_PASSWORD_LEN {
+                    bail!(
+                        "the admin password in {} is shorter than {} characters",
+                        file.display(),
+                        PasswordHash::MIN_PASSWORD_LEN
+                    );
+                }
+                (password, false)
+            }
+            None => (
+                random_password().context("reading the kernel's random source")?,
+                true,
+            ),
+        };
+        Ok(Self {
+            hostname,
+            listeners,
+            password: password.0,
+            generated: password.1,
+            data: start.data.clone(),
+        })
+    }
+
+    /// Called by the store only when the data directory holds no configuration yet.
+    fn build(self) -> Config {
+        if self.generated {
+            let path = self.data.join("initial-admin-password");
+            if let Err(e) = write_secret(&path, &self.password) {
+                eprintln!("postern: cannot write the initial admin password: {e:#}");
+            }
+        }
+        // The password was checked for length above, and hashing cannot otherwise fail;
+        // should it, nobody could log in, which is worse than stopping here.
+        let hash = PasswordHash::new(&self.password).expect("hashing a checked password");
+        Config::factory(self.hostname, self.listeners, hash)
+    }
+}
+
+fn supervise(
+    start: StartArgs,
+    listeners: FactoryListeners,
+    host_mode: bool,
+) -> anyhow::Result<ExitCode> {
+    let factory = match Factory::from_args(&start, listeners) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("postern: {e:#}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    fs::create_dir_all(&start.data)
+        .with_context(|| format!("creating the data directory {}", start.data.display()))?;
+    let data = start.data.canonicalize()?;
+    let options = SupervisorOptions {
+        data: data.clone(),
+        factory: Box::new(move || factory.build()),
+        services: Vec::new(),
+        firmware: env!("CARGO_PKG_VERSION").to_owned(),
+        echo_logs: host_mode,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let supervisor = Supervisor::start(options).await?;
+        supervisor.ready().await;
+        if host_mode {
+            eprintln!(
+                "postern: data in {dir}; administer with: postern cli --data {dir}",
+                dir = data.display()
+            );
+        }
+        println!("postern: ready");
+        let _ = std::io::stdout().flush();
+        wait_for_stop().await?;
+        supervisor.shutdown().await;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM (init, or `kill`).
+async fn wait_for_stop() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn cli(data: &Path, user: &str, command: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut session = Session::connect(data, user, StdConsole::new())?;
+    let ok = match command {
+        Some(line) => session.run_one(line)?,
+        None => session.run()?,
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// 16 characters from the kernel's random source, letters and digits without look-alikes.
+fn random_password() -> std::io::Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut fs::File::open("/dev/urandom")?, &mut bytes)?;
+    // 256 is not a multiple of 56: a slight bias toward the first letters, under 0.1 bit each.
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect())
+}
+
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()?;
+    Ok(())
+}
