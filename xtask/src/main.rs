@@ -1,1 +1,46 @@
-fn main() {}
+//! `cargo xtask`: Postern's build, test and run commands as a Rust program.
+//!
+//! - `cargo xtask run [-- ARGS]`: run the appliance (host mode until the image lands).
+//! - `cargo xtask ci`: everything CI checks: formatting, clippy, all tests.
+//! - `cargo xtask bench [startup]`: measured figures, printed as a table.
+
+mod bench;
+mod ci;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use xshell::Shell;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match command.as_str() {
+        "run" => run::Run { args: rest }.run(&sh),
+        "ci" => ci::Ci.run(&sh),
+        "bench" => bench::Bench { which: rest }.run(&sh),
+        "" | "help" | "--help" => {
+            println!("usage: cargo xtask <run [-- ARGS] | ci | bench [startup]>");
+            Ok(())
+        }
+        other => bail!("unknown xtask command '{other}'; try 'cargo xtask help'"),
+    }
+}
+
+fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Where cargo puts build output: `CARGO_TARGET_DIR` when set, else `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}

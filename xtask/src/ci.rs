@@ -1,0 +1,22 @@
+//! `cargo xtask ci`: the checks CI runs, in order, stopping at the first failure.
+
+use xshell::{Shell, cmd};
+
+pub(crate) struct Ci;
+
+impl Ci {
+    pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        step("formatting");
+        cmd!(sh, "cargo fmt --all -- --check").run()?;
+        step("clippy");
+        cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
+        step("tests");
+        cmd!(sh, "cargo test --workspace --locked").run()?;
+        step("all checks passed");
+        Ok(())
+    }
+}
+
+fn step(name: &str) {
+    eprintln!("\n== xtask ci: {name}");
+}
