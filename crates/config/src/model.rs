@@ -240,23 +240,25 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// A valid configuration for tests, with a fixed password hash: tests must not pay for argon2
+/// each time they need a configuration.
+#[cfg(test)]
+pub(crate) fn sample() -> Config {
+    let hash = PasswordHash::try_from(
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$X4hW/0kb6YyM8qX8oaZWmbYQJYTCKwMeLhxLrbWT5rU"
+            .to_owned(),
+    )
+    .unwrap();
+    Config::factory(
+        Hostname::new("mail.example.com").unwrap(),
+        FactoryListeners::HOST,
+        hash,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn sample() -> Config {
-        // A fixed, valid hash: tests must not pay for argon2 each time they need a config.
-        let hash = PasswordHash::try_from(
-            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$X4hW/0kb6YyM8qX8oaZWmbYQJYTCKwMeLhxLrbWT5rU"
-                .to_owned(),
-        )
-        .unwrap();
-        Config::factory(
-            Hostname::new("mail.example.com").unwrap(),
-            FactoryListeners::HOST,
-            hash,
-        )
-    }
 
     #[test]
     fn factory_config_is_valid() {
@@ -296,6 +298,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-pub(crate) use tests::sample;

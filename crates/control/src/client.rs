@@ -12,7 +12,7 @@ use crate::message::{ControlError, PROTOCOL_VERSION, Request, Response, Status};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    #[error("cannot reach the supervisor at {path}: {source} (is Postern running?)")]
+    #[error("cannot reach the supervisor at {path} (is Postern running?)")]
     Connect {
         path: String,
         #[source]

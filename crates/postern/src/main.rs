@@ -194,32 +194,52 @@ fn supervise(
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
+        // Before anything starts: a SIGTERM that arrives during start-up, or just after
+        // `postern: ready`, must stop the supervisor in order rather than kill it outright.
+        let mut stop = StopSignals::install()?;
         let supervisor = Supervisor::start(options).await?;
-        supervisor.ready().await;
-        if host_mode {
-            eprintln!(
-                "postern: data in {dir}; administer with: postern cli --data {dir}",
-                dir = data.display()
-            );
+        let stopped_while_starting = tokio::select! {
+            () = supervisor.ready() => false,
+            () = stop.wait() => true,
+        };
+        if !stopped_while_starting {
+            if host_mode {
+                eprintln!(
+                    "postern: data in {dir}; administer with: postern cli --data {dir}",
+                    dir = data.display()
+                );
+            }
+            println!("postern: ready");
+            let _ = std::io::stdout().flush();
+            stop.wait().await;
         }
-        println!("postern: ready");
-        let _ = std::io::stdout().flush();
-        wait_for_stop().await?;
         supervisor.shutdown().await;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM (init, or `kill`).
-async fn wait_for_stop() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Ctrl-C (SIGINT) or SIGTERM (init, or `kill`). Once installed, these signals no longer
+/// terminate the process; one that arrives is kept until [`StopSignals::wait`] sees it.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 fn cli(data: &Path, user: &str, command: Option<&str>) -> anyhow::Result<ExitCode> {

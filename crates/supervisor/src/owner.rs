@@ -136,7 +136,9 @@ impl ConfigOwner {
         let this = self.clone();
         self.blocking(move || {
             let mut store = this.lock_store();
-            let warnings = store.rollback(generation, &user).map_err(control_error)?;
+            let warnings = store
+                .rollback(generation, &user)
+                .map_err(|e| this.refused(&user, e))?;
             Ok(this.landed(&store, warnings))
         })
         .await
@@ -189,6 +191,19 @@ impl ConfigOwner {
         };
         self.current.send_replace(Arc::new(generation));
         landed
+    }
+
+    /// A commit the store refused; a failure to save (not a rule the change broke) is logged.
+    fn refused(&self, user: &str, e: StoreError) -> ControlError {
+        if !matches!(
+            e,
+            StoreError::Invalid(_) | StoreError::NoChanges | StoreError::UnknownGeneration(_)
+        ) {
+            self.log.warning(&format!(
+                "Commit by {user} failed, configuration unchanged: {e}"
+            ));
+        }
+        control_error(e)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -246,10 +261,12 @@ impl ConfigOwner {
         let readiness = self.readiness.clone();
         let _ = rx
             .wait_for(|all| {
-                all.iter().zip(&readiness).all(|(s, r)| match (r, s.state) {
-                    (_, ServiceState::Running { .. }) => true,
-                    (Readiness::Started, ServiceState::Starting { .. }) => true,
-                    _ => false,
+                all.iter().zip(&readiness).all(|(s, r)| {
+                    matches!(
+                        (r, s.state),
+                        (_, ServiceState::Running { .. })
+                            | (Readiness::Started, ServiceState::Starting { .. })
+                    )
                 })
             })
             .await;

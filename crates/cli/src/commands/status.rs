@@ -115,16 +115,17 @@ fn write_status(out: &mut dyn Write, s: &Status, detail: bool) -> std::io::Resul
         )?;
         writeln!(
             out,
-            "  {:<29}{}",
+            "  {:<29}{} / {}",
             "RAM Used / Total",
-            format!("{} / {}", mib(g.ram_used), mib(g.ram_total))
+            mib(g.ram_used),
+            mib(g.ram_total)
         )?;
     }
     Ok(())
 }
 
 fn percent(part: u64, whole: u64) -> u64 {
-    if whole == 0 { 0 } else { part * 100 / whole }
+    (part * 100).checked_div(whole).unwrap_or(0)
 }
 
 fn mib(bytes: u64) -> String {

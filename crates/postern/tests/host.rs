@@ -1,0 +1,909 @@
+//! Host mode end to end: the real `postern` binary, `postern run` as the gateway and
+//! `postern cli` sessions fed through stdin, each test on a fresh data directory.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use postern_logs::Subscription;
+use tempfile::TempDir;
+
+const POSTERN: &str = env!("CARGO_BIN_EXE_postern");
+const HOSTNAME: &str = "mail.example.com";
+/// The CLI's prompt on `HOSTNAME`, without and with pending changes.
+const PROMPT: &str = "mail.example.com> ";
+const PENDING_PROMPT: &str = "mail.example.com (uncommitted changes)> ";
+/// How long `postern run` may take to print `postern: ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long any other child may take to do what a test waits for.
+const TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(20);
+
+const FACTORY_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2\n";
+const TLS13_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2tlsv1_3\n";
+const FACTORY_OUTBOUND: &str = "Outbound SMTP method: tlsv1_1tlsv1_2\n";
+const TLS13_OUTBOUND: &str = "Outbound SMTP method: tlsv1_2tlsv1_3\n";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// Everything a child wrote on one pipe so far, collected by a thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<(Mutex<Vec<u8>>, Condvar)>);
+
+impl Captured {
+    fn drain(mut pipe: impl Read + Send + 'static) -> (Self, JoinHandle<()>) {
+        let captured = Self::default();
+        let shared = captured.clone();
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let (bytes, changed) = &*shared.0;
+                        bytes
+                            .lock()
+                            .expect("capture lock")
+                            .extend_from_slice(&buf[..n]);
+                        changed.notify_all();
+                    }
+                }
+            }
+        });
+        (captured, thread)
+    }
+
+    fn text(&self) -> String {
+        self.slice(0, usize::MAX)
+    }
+
+    /// The output between bytes `from` and `to` (clamped to what there is).
+    fn slice(&self, from: usize, to: usize) -> String {
+        let bytes = self.0.0.lock().expect("capture lock");
+        let to = to.min(bytes.len());
+        String::from_utf8_lossy(bytes.get(from.min(to)..to).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits up to `wait` for `needle` to appear at or after byte `from`; its end if it did.
+    fn find_after(&self, from: usize, needle: &str, wait: Duration) -> Option<usize> {
+        let (bytes, changed) = &*self.0;
+        let deadline = Instant::now() + wait;
+        let mut guard = bytes.lock().expect("capture lock");
+        loop {
+            let found = guard
+                .get(from..)
+                .and_then(|rest| find(rest, needle.as_bytes()))
+                .map(|i| from + i + needle.len());
+            if found.is_some() {
+                return found;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            guard = changed.wait_timeout(guard, left).expect("capture lock").0;
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Waits for `child` to exit, killing it and panicking after `TIMEOUT`.
+fn wait_or_kill(child: &mut Child, what: &str, output: impl Fn() -> String) -> ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not exit within {TIMEOUT:?}; output so far:\n{}",
+                output()
+            );
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// A finished child process.
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn ok(&self) -> bool {
+        self.status.success()
+    }
+}
+
+impl std::fmt::Debug for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `command` to completion with `stdin` as its input (within `TIMEOUT`).
+fn run_to_end(mut command: Command, stdin: &str) -> Finished {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning postern");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_owned();
+    // A child that stops reading (or exits early) must not block the test on a full pipe.
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let (out, out_thread) = Captured::drain(child.stdout.take().expect("stdout"));
+    let (err, err_thread) = Captured::drain(child.stderr.take().expect("stderr"));
+    let status = wait_or_kill(&mut child, &format!("{command:?}"), || {
+        format!("{}\n--- stderr ---\n{}", out.text(), err.text())
+    });
+    let _ = writer.join();
+    let _ = out_thread.join();
+    let _ = err_thread.join();
+    Finished {
+        status,
+        stdout: out.text(),
+        stderr: err.text(),
+    }
+}
+
+fn postern(args: &[&str], data: &Path) -> Command {
+    let mut command = Command::new(POSTERN);
+    command.args(args).arg("--data").arg(data);
+    command
+}
+
+/// `postern cli --data DATA` with `stdin` as its input: whether it succeeded, and its stdout.
+fn cli(data: &Path, stdin: &str) -> (bool, String) {
+    let done = run_to_end(postern(&["cli"], data), stdin);
+    (done.ok(), done.stdout)
+}
+
+/// `postern cli --data DATA -c COMMAND`.
+fn cli_c(data: &Path, command: &str) -> Finished {
+    let mut cmd = postern(&["cli"], data);
+    cmd.args(["-c", command]);
+    run_to_end(cmd, "")
+}
+
+/// What `sslconfig print` shows in a new session.
+fn sslconfig(data: &Path) -> String {
+    let (ok, out) = cli(data, "sslconfig print\n");
+    assert!(ok, "sslconfig print failed:\n{out}");
+    out
+}
+
+fn generation_files(data: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(data.join("config"))
+        .expect("reading DATA/config")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.starts_with("gen-") || n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A running `postern run`; killed (SIGKILL) when dropped.
+struct Gateway {
+    child: Child,
+    stderr: Captured,
+    data: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `postern run --data DATA --hostname mail.example.com EXTRA...` and waits for
+    /// `postern: ready`.
+    fn start(data: &Path, extra: &[&str]) -> Self {
+        let mut child = postern(&["run"], data)
+            .args(["--hostname", HOSTNAME])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning postern run");
+        let (stdout, _) = Captured::drain(child.stdout.take().expect("stdout"));
+        let (stderr, _) = Captured::drain(child.stderr.take().expect("stderr"));
+        let mut gateway = Self {
+            child,
+            stderr,
+            data: data.to_owned(),
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if stdout
+                .find_after(0, "postern: ready\n", Duration::from_millis(100))
+                .is_some()
+            {
+                return gateway;
+            }
+            if let Some(status) = gateway.child.try_wait().expect("try_wait") {
+                panic!(
+                    "postern run exited ({status}) before it was ready:\n{}{}",
+                    stdout.text(),
+                    gateway.stderr.text()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "postern run was not ready within {READY_TIMEOUT:?}:\n{}{}",
+                    stdout.text(),
+                    gateway.stderr.text()
+                );
+            }
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        postern_control::socket_path(&self.data)
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        kill(Pid::from_raw(pid), signal).expect("signalling postern run");
+    }
+
+    /// SIGKILL, as a crash would; returns once the process is gone.
+    fn crash(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+    }
+
+    /// SIGTERM, then waits for it to exit on its own.
+    fn terminate(mut self) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        self.signal(Signal::SIGTERM);
+        let stderr = self.stderr.clone();
+        let status = wait_or_kill(&mut self.child, "postern run after SIGTERM", || {
+            stderr.text()
+        });
+        (status, started.elapsed())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An interactive `postern cli` session: lines are sent one at a time and the test waits for
+/// what they print. Killed when dropped.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Captured,
+    stderr: Captured,
+    drains: Vec<JoinHandle<()>>,
+    /// Output before this byte has been matched by `expect` already.
+    seen: usize,
+}
+
+impl Session {
+    fn open(data: &Path) -> Self {
+        let mut child = postern(&["cli"], data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning postern cli");
+        let stdin = child.stdin.take();
+        let (stdout, out_thread) = Captured::drain(child.stdout.take().expect("stdout"));
+        let (stderr, err_thread) = Captured::drain(child.stderr.take().expect("stderr"));
+        Self {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            drains: vec![out_thread, err_thread],
+            seen: 0,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("writing to the CLI");
+        stdin.flush().expect("flushing to the CLI");
+    }
+
+    /// Sends `line` and waits for the prompt `next` after its output; returns that output and
+    /// the prompt.
+    fn command(&mut self, line: &str, next: &str) -> String {
+        self.send(line);
+        // The echo of the line after its prompt: what follows is this command's output.
+        self.expect(&format!("{line}\n"));
+        self.expect(next)
+    }
+
+    /// Waits until the output after what was expected before shows `text`; returns the output
+    /// from there up to the end of `text`.
+    fn expect(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let exited = self.child.try_wait().expect("try_wait");
+            // After an exit, one last look: the text may have arrived just before it.
+            let wait = if exited.is_some() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(100)
+            };
+            if let Some(end) = self.stdout.find_after(self.seen, text, wait) {
+                let shown = self.stdout.slice(self.seen, end);
+                self.seen = end;
+                return shown;
+            }
+            if exited.is_some() || Instant::now() >= deadline {
+                panic!(
+                    "the CLI did not print {text:?} (exited: {exited:?}); after what was \
+                     expected before it printed:\n{}\n--- stderr ---\n{}",
+                    self.stdout.slice(self.seen, usize::MAX),
+                    self.stderr.text()
+                );
+            }
+        }
+    }
+
+    /// Closes stdin (end of input) and waits for the session to end.
+    fn finish(mut self) -> Finished {
+        drop(self.stdin.take());
+        let stdout = self.stdout.clone();
+        let status = wait_or_kill(&mut self.child, "postern cli", || stdout.text());
+        for drain in self.drains.drain(..) {
+            let _ = drain.join();
+        }
+        Finished {
+            status,
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small tmpfs mounted on a temporary directory for as long as this lives.
+struct Tmpfs {
+    dir: TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status();
+        match status {
+            Ok(s) if s.success() => Self { dir },
+            other => panic!(
+                "this test mounts a tmpfs to fill the disk and needs root \
+                 (mount -t tmpfs on {} failed: {other:?})",
+                dir.path().display()
+            ),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Runs before `dir` is removed; whatever ran on it has been stopped by then.
+        let unmounted = Command::new("umount")
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+/// Writes `path` until the filesystem is full.
+fn fill(path: &Path) {
+    let mut file = fs::File::create(path).expect("creating the fill file");
+    let chunk = [0u8; 4096];
+    loop {
+        match file.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. First start
+
+#[test]
+fn first_start_writes_a_private_random_password_and_the_factory_generation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+
+    let password_file = data.join("initial-admin-password");
+    assert_eq!(mode(&password_file), 0o600);
+    let password = fs::read_to_string(&password_file).expect("reading the password");
+    let password = password.trim_end();
+    assert!(
+        password.chars().count() >= 16,
+        "password {password:?} is shorter than 16 characters"
+    );
+    assert!(!password.contains(char::is_whitespace), "{password:?}");
+
+    assert_eq!(generation_files(data), ["gen-0000000001.cfg"]);
+    assert_eq!(mode(&data.join("config")), 0o700);
+    assert_eq!(mode(&gateway.socket()), 0o600);
+    drop(gateway);
+
+    // A second start keeps the password it wrote.
+    let gateway = Gateway::start(data, &[]);
+    let again = fs::read_to_string(&password_file).expect("reading the password");
+    assert_eq!(again.trim_end(), password);
+    drop(gateway);
+}
+
+#[test]
+fn a_password_file_replaces_the_random_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("admin-password");
+    fs::write(&secret, "correct horse battery\n").expect("writing the password file");
+    let data = dir.path().join("data");
+    let gateway = Gateway::start(
+        &data,
+        &["--admin-password-file", secret.to_str().expect("utf-8")],
+    );
+
+    assert!(!data.join("initial-admin-password").exists());
+    assert_eq!(generation_files(&data), ["gen-0000000001.cfg"]);
+    let done = cli_c(&data, "version");
+    assert!(done.ok(), "{done:?}");
+    drop(gateway);
+}
+
+#[test]
+fn a_short_password_file_is_refused_before_anything_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("admin-password");
+    fs::write(&secret, "short\n").expect("writing the password file");
+    let data = dir.path().join("data");
+    let mut run = postern(&["run"], &data);
+    run.args(["--hostname", HOSTNAME, "--admin-password-file"])
+        .arg(&secret);
+    let done = run_to_end(run, "");
+
+    assert_eq!(done.status.code(), Some(64), "{done:?}");
+    assert!(
+        done.stderr.contains("shorter than") && done.stderr.contains("characters"),
+        "the refusal does not mention the length: {done:?}"
+    );
+    assert!(!done.stdout.contains("postern: ready"), "{done:?}");
+    assert!(!postern_control::socket_path(&data).exists());
+    assert!(!data.join("config").exists());
+    assert!(!data.join("initial-admin-password").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2.–5. Script sessions: commit, refusals, discarding, dialogs
+
+#[test]
+fn sslconfig_commit_through_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(
+        data,
+        "sslconfig inbound 1-3\ncommit tls13\nsslconfig print\ncommitdetail\n",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(TLS13_INBOUND), "{out}");
+    assert!(out.contains("Changes committed:"), "{out}");
+    assert!(out.contains("(configuration generation 2)"), "{out}");
+    assert!(out.contains("Comment: tls13\n"), "{out}");
+    assert!(
+        out.contains("tls.inbound_smtp.protocols: tlsv1_1tlsv1_2 -> tlsv1_1tlsv1_2tlsv1_3"),
+        "{out}"
+    );
+    assert!(!out.contains("Warning: uncommitted"), "{out}");
+    // The input is echoed after its prompt.
+    assert!(
+        out.contains(&format!("{PROMPT}sslconfig inbound 1-3\n")),
+        "{out}"
+    );
+
+    let printed = sslconfig(data);
+    assert!(printed.contains(TLS13_INBOUND), "{printed}");
+    assert!(printed.contains(FACTORY_OUTBOUND), "{printed}");
+    assert_eq!(
+        generation_files(data),
+        ["gen-0000000001.cfg", "gen-0000000002.cfg"]
+    );
+}
+
+#[test]
+fn a_non_contiguous_selection_is_refused_and_nothing_is_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(data, "sslconfig inbound 1,3\ncommit bad\n");
+    assert!(!ok, "a refused command must fail the session:\n{out}");
+    assert!(
+        out.contains("TLS v1.3 cannot be enabled with TLS v1.1 unless TLS v1.2 is also enabled"),
+        "{out}"
+    );
+    assert!(out.contains("There are no changes to commit."), "{out}");
+    assert!(!out.contains("Changes committed"), "{out}");
+
+    assert!(sslconfig(data).contains(FACTORY_INBOUND));
+    assert_eq!(generation_files(data), ["gen-0000000001.cfg"]);
+    let version = cli_c(data, "version");
+    assert!(
+        version.stdout.contains("Configuration generation: 1\n"),
+        "{version:?}"
+    );
+}
+
+#[test]
+fn uncommitted_changes_are_discarded_at_the_end_of_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(data, "sslconfig inbound 1-3\nsslconfig print\n");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("{PENDING_PROMPT}sslconfig print\n")),
+        "the prompt does not show the pending changes:\n{out}"
+    );
+    // The session sees its own pending change.
+    assert!(out.contains(TLS13_INBOUND), "{out}");
+    assert!(
+        out.contains("Warning: uncommitted changes were discarded"),
+        "{out}"
+    );
+
+    let printed = sslconfig(data);
+    assert!(printed.contains(FACTORY_INBOUND), "{printed}");
+    assert!(!printed.contains("(uncommitted changes)"), "{printed}");
+    assert_eq!(generation_files(data), ["gen-0000000001.cfg"]);
+}
+
+#[test]
+fn commit_asks_for_a_comment_and_clear_asks_to_confirm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(
+        data,
+        "sslconfig inbound 1-3\ncommit\nenable TLS 1.3 inbound\ncommitdetail\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Please enter some comments describing your changes:"),
+        "{out}"
+    );
+    assert!(out.contains("Changes committed:"), "{out}");
+    assert!(out.contains("Comment: enable TLS 1.3 inbound\n"), "{out}");
+
+    // `clear`, declined: the change stays pending; confirmed: it is gone.
+    let (ok, out) = cli(
+        data,
+        "sslconfig outbound 1-2\nclear\nn\nsslconfig print\nclear\ny\nsslconfig print\n",
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.matches("Are you sure you want to clear all changes since the last commit?")
+            .count(),
+        2,
+        "{out}"
+    );
+    let (declined, confirmed) = out
+        .split_once("Changes cleared:")
+        .unwrap_or_else(|| panic!("clear did not clear:\n{out}"));
+    assert!(declined.contains(TLS13_OUTBOUND), "{out}");
+    assert!(
+        declined.contains(&format!("{PENDING_PROMPT}sslconfig print")),
+        "{out}"
+    );
+    assert!(confirmed.contains(FACTORY_OUTBOUND), "{out}");
+    assert!(confirmed.contains(TLS13_INBOUND), "{out}");
+    assert!(
+        confirmed.contains(&format!("{PROMPT}sslconfig print")),
+        "{out}"
+    );
+    assert!(!out.contains("Warning: uncommitted"), "{out}");
+
+    let printed = sslconfig(data);
+    assert!(printed.contains(FACTORY_OUTBOUND), "{printed}");
+    assert_eq!(
+        generation_files(data),
+        ["gen-0000000001.cfg", "gen-0000000002.cfg"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6.–7. Concurrent sessions and rollback
+
+#[test]
+fn two_sessions_with_pending_changes_both_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let mut a = Session::open(data);
+    let staged = a.command("sslconfig inbound 1-3", PENDING_PROMPT);
+    assert!(staged.contains(TLS13_INBOUND), "{staged}");
+
+    let (ok, out) = cli(data, "sslconfig outbound 1-2\ncommit b\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("(configuration generation 2)"), "{out}");
+
+    a.send("commit a");
+    a.expect("(configuration generation 3)");
+    let a = a.finish();
+    assert!(a.ok(), "{a:?}");
+    assert!(!a.stdout.contains("Warning: uncommitted"), "{a:?}");
+
+    let printed = sslconfig(data);
+    assert!(printed.contains(TLS13_INBOUND), "{printed}");
+    assert!(printed.contains(TLS13_OUTBOUND), "{printed}");
+}
+
+#[test]
+fn rollback_to_the_factory_generation_through_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(
+        data,
+        "sslconfig inbound 1-3\ncommit one\nsslconfig outbound 1-2\ncommit two\n",
+    );
+    assert!(ok, "{out}");
+    let printed = sslconfig(data);
+    assert!(printed.contains(TLS13_INBOUND) && printed.contains(TLS13_OUTBOUND));
+
+    // The choices are listed newest first without the current one: 2 is the factory.
+    let (ok, out) = cli(
+        data,
+        "rollbackconfig\n2\ny\nsslconfig print\ncommitdetail\n",
+    );
+    assert!(ok, "{out}");
+    let choice = out
+        .lines()
+        .find(|l| l.starts_with("2."))
+        .unwrap_or_else(|| panic!("no choice 2 listed:\n{out}"));
+    assert!(
+        choice.ends_with("factory defaults") && choice.contains(" system "),
+        "choice 2 is not the factory generation: {choice:?}\n{out}"
+    );
+    assert!(
+        out.contains("Do you want to commit this configuration now?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Rolled back to generation 1: committed as generation 4."),
+        "{out}"
+    );
+    let (_, after) = out.split_once("Rolled back").expect("checked above");
+    assert!(after.contains(FACTORY_INBOUND), "{out}");
+    assert!(after.contains(FACTORY_OUTBOUND), "{out}");
+    assert!(
+        after.contains("Comment: rollback to generation 1\n"),
+        "{out}"
+    );
+
+    let printed = sslconfig(data);
+    assert!(printed.contains(FACTORY_INBOUND), "{printed}");
+    assert!(printed.contains(FACTORY_OUTBOUND), "{printed}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8.–9. The supervisor's lock and socket
+
+#[test]
+fn a_killed_supervisor_starts_again_with_its_committed_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let (ok, out) = cli(data, "sslconfig inbound 1-3\ncommit before the crash\n");
+    assert!(ok, "{out}");
+    let socket = gateway.socket();
+    gateway.crash();
+
+    // What a crash leaves behind: the socket file (nobody listens) and the lock file.
+    assert!(socket.exists(), "the test needs a stale socket file");
+    let stale = cli_c(data, "version");
+    assert!(!stale.ok(), "{stale:?}");
+
+    let _gateway = Gateway::start(data, &[]);
+    let version = cli_c(data, "version");
+    assert!(version.ok(), "{version:?}");
+    assert!(
+        version.stdout.contains("Configuration generation: 2\n"),
+        "{version:?}"
+    );
+    let printed = sslconfig(data);
+    assert!(printed.contains(TLS13_INBOUND), "{printed}");
+    // The restart did not start over from a fresh factory generation.
+    assert_eq!(
+        generation_files(data),
+        ["gen-0000000001.cfg", "gen-0000000002.cfg"]
+    );
+}
+
+#[test]
+fn a_second_supervisor_on_the_same_data_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+
+    let mut second = postern(&["run"], data);
+    second.args(["--hostname", HOSTNAME]);
+    let done = run_to_end(second, "");
+    assert!(!done.ok(), "{done:?}");
+    assert!(
+        done.stderr
+            .contains("another Postern supervisor is running"),
+        "{done:?}"
+    );
+    assert!(!done.stdout.contains("postern: ready"), "{done:?}");
+
+    // The first one still serves, on the same socket.
+    assert!(gateway.socket().exists());
+    let version = cli_c(data, "version");
+    assert!(version.ok(), "{version:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. A full disk
+
+#[test]
+fn a_commit_on_a_full_disk_fails_and_succeeds_once_there_is_room() {
+    let tmpfs = Tmpfs::mount("256k");
+    let data = tmpfs.path();
+    let gateway = Gateway::start(data, &[]);
+
+    let mut session = Session::open(data);
+    session.expect(PROMPT);
+    let staged = session.command("sslconfig inbound 1-3", PENDING_PROMPT);
+    assert!(staged.contains(TLS13_INBOUND), "{staged}");
+
+    let filler = data.join("fill");
+    fill(&filler);
+    let refusal = session.command("commit x", PENDING_PROMPT);
+    assert!(
+        refusal.contains("The changes were not committed")
+            && (refusal.contains("No space left") || refusal.contains("could not be saved")),
+        "{refusal}"
+    );
+    assert!(!refusal.contains("Changes committed"), "{refusal}");
+
+    // The session goes on with its change pending; the committed configuration is unchanged.
+    let pending = session.command("sslconfig print", PENDING_PROMPT);
+    assert!(pending.contains(TLS13_INBOUND), "{pending}");
+    let printed = sslconfig(data);
+    assert!(printed.contains(FACTORY_INBOUND), "{printed}");
+    assert_eq!(generation_files(data), ["gen-0000000001.cfg"]);
+
+    fs::remove_file(&filler).expect("removing the fill file");
+    let landed = session.command("commit x", PROMPT);
+    assert!(landed.contains("Changes committed:"), "{landed}");
+    assert!(landed.contains("(configuration generation 2)"), "{landed}");
+    let done = session.finish();
+    // The failed commit counts as a failed command.
+    assert!(!done.ok(), "{done:?}");
+
+    let printed = sslconfig(data);
+    assert!(printed.contains(TLS13_INBOUND), "{printed}");
+    assert_eq!(
+        generation_files(data),
+        ["gen-0000000001.cfg", "gen-0000000002.cfg"]
+    );
+    // Stop the gateway before the tmpfs is unmounted.
+    drop(gateway);
+    drop(tmpfs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11.–12. One-command mode, no gateway, orderly stop
+
+#[test]
+fn one_command_mode_and_a_missing_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+
+    let version = cli_c(data, "version");
+    assert!(version.ok(), "{version:?}");
+    assert!(version.stdout.contains("Version:"), "{version:?}");
+    assert!(
+        version.stdout.contains(&format!("Hostname: {HOSTNAME}\n")),
+        "{version:?}"
+    );
+
+    let unknown = cli_c(data, "nosuchcommand");
+    assert!(!unknown.ok(), "{unknown:?}");
+    assert!(unknown.stdout.contains("Unknown command"), "{unknown:?}");
+    drop(gateway);
+
+    let nobody = tempfile::tempdir().expect("tempdir");
+    let done = cli_c(nobody.path(), "version");
+    assert!(!done.ok(), "{done:?}");
+    assert!(done.stderr.contains("is Postern running?"), "{done:?}");
+}
+
+#[test]
+fn sigterm_stops_the_supervisor_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let socket = gateway.socket();
+    assert!(socket.exists());
+
+    let (status, took) = gateway.terminate();
+    assert!(status.success(), "postern run exited with {status}");
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    assert!(!socket.exists(), "the control socket was left behind");
+
+    let log_path = Subscription::SystemLogs.current_path(data);
+    let log =
+        fs::read_to_string(&log_path).unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
+    assert!(log.contains("Postern supervisor stopped"), "{log}");
+}
