@@ -68,10 +68,16 @@ fn startup(sh: &Shell) -> anyhow::Result<()> {
     stop(gateway)?;
 
     println!("\nPostern start-up and control plane (release build, {RUNS} runs each)");
-    println!("{:<52}{:>10}{:>10}{:>10}", "measure", "min", "median", "max");
+    println!(
+        "{:<52}{:>10}{:>10}{:>10}",
+        "measure", "min", "median", "max"
+    );
     row("run -> ready, first start (ms)", &ms(&first));
     row("run -> ready, existing data (ms)", &ms(&again));
-    row("idle RSS, supervisor + services (KiB)", &rss.iter().map(|k| *k as f64).collect::<Vec<_>>());
+    row(
+        "idle RSS, supervisor + services (KiB)",
+        &rss.iter().map(|k| *k as f64).collect::<Vec<_>>(),
+    );
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / COMMITS as f64;
     println!(
         "commit latency, CLI session: {:.2} ms per stage+commit, {:.2} ms per read-only round trip ({COMMITS} each)",
@@ -155,7 +161,10 @@ fn tree_rss_kib(pid: u32) -> anyhow::Result<u64> {
         for task in fs::read_dir(format!("/proc/{pid}/task"))? {
             let children: PathBuf = task?.path().join("children");
             let text = fs::read_to_string(children).unwrap_or_default();
-            pending.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            pending.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     Ok(total)

@@ -9,7 +9,11 @@ impl Ci {
         step("formatting");
         cmd!(sh, "cargo fmt --all -- --check").run()?;
         step("clippy");
-        cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings").run()?;
+        cmd!(
+            sh,
+            "cargo clippy --workspace --all-targets --locked -- -D warnings"
+        )
+        .run()?;
         step("tests");
         cmd!(sh, "cargo test --workspace --locked").run()?;
         step("all checks passed");
