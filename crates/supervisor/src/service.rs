@@ -71,6 +71,8 @@ pub(crate) async fn supervise(
     let mut delay = spec.backoff.initial;
     let mut restarted = false;
     while !*shutdown.borrow() {
+        // Taken before the child starts: a commit that lands while it starts is compared.
+        let mut seen = config.borrow_and_update().clone();
         let mut child = match spawn(&spec) {
             Ok(child) => child,
             Err(e) => {
@@ -94,7 +96,6 @@ pub(crate) async fn supervise(
             },
         };
         owner.set_service_state(index, state, restarted);
-        let mut seen = config.borrow_and_update().clone();
 
         let outcome = loop {
             tokio::select! {
