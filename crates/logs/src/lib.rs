@@ -9,7 +9,10 @@
 //!
 //! Each subscription is a directory under `DATA/logs` holding `<name>.current` and rotated files
 //! `<name>.@<YYYYmmddTHHMMSS>.s`, oldest removed first. [`LogFile`] appends whole lines and
-//! rotates by size; [`format_line`] is the one place the line shape is written.
+//! rotates by size; [`format_line`] is the one place the line shape is written. [`mail`] holds
+//! the events of `mail_logs` in the reference appliance's words.
+
+pub mod mail;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -17,6 +20,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local};
+
+pub use mail::MailEvent;
 
 /// The log subscriptions of an appliance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
