@@ -6,6 +6,8 @@ pub(crate) struct Ci;
 
 impl Ci {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        step("packages");
+        crate::deps::ensure(sh, crate::deps::CI_PACKAGES)?;
         step("formatting");
         cmd!(sh, "cargo fmt --all -- --check").run()?;
         step("clippy");

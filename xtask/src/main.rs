@@ -2,10 +2,11 @@
 //!
 //! - `cargo xtask run [-- ARGS]`: run the appliance (host mode until the image lands).
 //! - `cargo xtask ci`: everything CI checks: formatting, clippy, all tests.
-//! - `cargo xtask bench [startup]`: measured figures, printed as a table.
+//! - `cargo xtask bench [startup] [tls]`: measured figures, printed as a table.
 
 mod bench;
 mod ci;
+mod deps;
 mod run;
 
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ fn main() -> anyhow::Result<()> {
         "ci" => ci::Ci.run(&sh),
         "bench" => bench::Bench { which: rest }.run(&sh),
         "" | "help" | "--help" => {
-            println!("usage: cargo xtask <run [-- ARGS] | ci | bench [startup]>");
+            println!("usage: cargo xtask <run [-- ARGS] | ci | bench [startup] [tls]>");
             Ok(())
         }
         other => bail!("unknown xtask command '{other}'; try 'cargo xtask help'"),

@@ -10,6 +10,7 @@ pub(crate) struct Run {
 
 impl Run {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        crate::deps::ensure(sh, crate::deps::BUILD_PACKAGES)?;
         cmd!(sh, "cargo build --release --locked --package postern").run()?;
         let binary = crate::target_dir().join("release/postern");
         let data = crate::target_dir().join("postern-data");

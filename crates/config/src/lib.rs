@@ -7,6 +7,8 @@
 //!   TLS v1.0–v1.3 and is built from `sslconfig` menu selections (`1-3`, `1,2`, `2`); cipher
 //!   strings; the fixed TLS 1.3 suites.
 //! - [`users`]: administrator accounts and their argon2 password hashes.
+//! - [`mail`]: mail flow settings: listener TLS, the Recipient Access Table, limits, SMTP
+//!   routes and destination controls.
 //! - [`model`]: [`Config`], the whole configuration, with the rules that span settings and the
 //!   factory defaults.
 //! - [`diff`]: the per-setting summary of a change (for the journal) and the three-way merge
@@ -15,12 +17,19 @@
 //!   this crate.
 
 pub mod diff;
+pub mod mail;
 pub mod model;
 pub mod store;
 pub mod tls;
 pub mod users;
 
+pub use mail::{
+    DeliverySettings, DestinationControl, DestinationTls, DomainPattern, ListenerLimits,
+    ListenerTls, RecipientAction, RouteHost,
+};
 pub use model::{Config, ConfigError, FactoryListeners, Hostname, ListenerName, SmtpListener};
 pub use store::{Commit, Generation, Store, StoreError, StoreWarning};
-pub use tls::{CipherString, ProtocolRange, SelectionError, TlsService, TlsSettings, TlsVersion};
+pub use tls::{
+    CipherString, ProtocolRange, SelectionError, ServiceTls, TlsService, TlsSettings, TlsVersion,
+};
 pub use users::{AdminUser, PasswordHash, Role, UserName};

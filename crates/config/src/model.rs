@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mail::{
+    DeliverySettings, DomainPattern, ListenerLimits, ListenerTls, RecipientAction, lookup,
+};
 use crate::tls::TlsSettings;
 use crate::users::{AdminUser, PasswordHash, Role, UserName};
 
@@ -15,6 +18,7 @@ pub struct Config {
     pub system: SystemSettings,
     pub tls: TlsSettings,
     pub listeners: Listeners,
+    pub delivery: DeliverySettings,
     pub users: BTreeMap<UserName, AdminUser>,
 }
 
@@ -35,10 +39,34 @@ pub struct Listeners {
     pub ngui: SocketAddr,
 }
 
-/// An SMTP listener: where it accepts connections.
+/// An SMTP listener: where it accepts connections, its TLS, the recipient domains it accepts
+/// mail for, and its limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmtpListener {
     pub address: SocketAddr,
+    pub tls: ListenerTls,
+    /// The Recipient Access Table. A recipient whose domain no entry accepts is refused
+    /// (`550 5.7.1`): a fresh appliance relays for nobody.
+    pub recipient_access: BTreeMap<DomainPattern, RecipientAction>,
+    pub limits: ListenerLimits,
+}
+
+impl SmtpListener {
+    /// A listener on `address` with the factory settings: TLS preferred, an empty RAT.
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            tls: ListenerTls::Preferred,
+            recipient_access: BTreeMap::new(),
+            limits: ListenerLimits::default(),
+        }
+    }
+
+    /// Whether the RAT accepts mail for `domain`.
+    pub fn accepts(&self, domain: &str) -> bool {
+        lookup(&self.recipient_access, domain)
+            .is_some_and(|(_, action)| *action == RecipientAction::Accept)
+    }
 }
 
 /// The addresses of a fresh appliance's listeners.
@@ -85,13 +113,12 @@ impl Config {
             listeners: Listeners {
                 smtp: BTreeMap::from([(
                     ListenerName(Self::FIRST_LISTENER.to_owned()),
-                    SmtpListener {
-                        address: listeners.smtp,
-                    },
+                    SmtpListener::new(listeners.smtp),
                 )]),
                 classic_ui: listeners.classic_ui,
                 ngui: listeners.ngui,
             },
+            delivery: DeliverySettings::factory(),
             users: BTreeMap::from([(UserName(Self::FIRST_ADMIN.to_owned()), admin_user)]),
         }
     }

@@ -69,6 +69,9 @@ pub enum Response {
 pub enum ControlError {
     #[error("{0}")]
     Invalid(ConfigError),
+    /// A TLS setting the engine cannot use (a cipher string that selects nothing for a version).
+    #[error("{service}: {reason}")]
+    Tls { service: String, reason: String },
     #[error("another session changed the same settings since your changes began: {}", .0.join(", "))]
     Conflict(Vec<String>),
     #[error("there are no changes to commit")]

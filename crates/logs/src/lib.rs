@@ -18,6 +18,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Local};
 
@@ -196,6 +197,53 @@ impl LogFile {
             fs::remove_file(old)?;
         }
         Ok(())
+    }
+}
+
+/// A [`LogFile`] shared by the tasks of a process; cheap to clone. A line that cannot be written
+/// goes to stderr instead: the log is where failures go, and losing the line silently would
+/// hide one.
+#[derive(Debug, Clone)]
+pub struct SharedLog {
+    file: Arc<Mutex<LogFile>>,
+    /// Also print each line on stderr (host mode, where the administrator watches).
+    echo: bool,
+}
+
+impl SharedLog {
+    pub fn open(data: &Path, subscription: Subscription, echo: bool) -> io::Result<Self> {
+        let file = LogFile::open(data, subscription, Rotation::DEFAULT)?;
+        Ok(Self {
+            file: Arc::new(Mutex::new(file)),
+            echo,
+        })
+    }
+
+    pub fn write(&self, level: Level, event: &dyn fmt::Display) {
+        let event = event.to_string();
+        if self.echo {
+            eprintln!("postern: {level}: {event}");
+        }
+        // A poisoned lock only means another thread panicked mid-write; the file is still usable.
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = file.write(level, &event) {
+            eprintln!(
+                "postern: cannot write {}: {e}: {level}: {event}",
+                file.prefix
+            );
+        }
+    }
+
+    pub fn info(&self, event: &dyn fmt::Display) {
+        self.write(Level::Info, event);
+    }
+
+    pub fn warning(&self, event: &dyn fmt::Display) {
+        self.write(Level::Warning, event);
+    }
+
+    pub fn critical(&self, event: &dyn fmt::Display) {
+        self.write(Level::Critical, event);
     }
 }
 

@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use postern_cli::{Session, StdConsole};
 use postern_config::{Config, FactoryListeners, Hostname, PasswordHash};
-use postern_supervisor::{Supervisor, SupervisorOptions};
+use postern_supervisor::{Backoff, Readiness, ServiceSpec, Supervisor, SupervisorOptions};
 
 /// Exit code for a configuration that is refused before anything starts (sysexits EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -44,6 +45,11 @@ enum Command {
     Supervisor {
         #[command(flatten)]
         start: StartArgs,
+    },
+    /// The SMTP service; the supervisor starts it.
+    Smtpd {
+        #[arg(long, default_value = "/data")]
+        data: PathBuf,
     },
     /// The administrator's CLI, on the control socket of a running Postern.
     Cli {
@@ -90,6 +96,9 @@ fn main() -> ExitCode {
             supervise(start, listeners, true)
         }
         Command::Supervisor { start } => supervise(start, FactoryListeners::APPLIANCE, false),
+        Command::Smtpd { data } => {
+            service(|stop| async move { postern_smtp::service::run(&data, stop).await })
+        }
         Command::Cli {
             data,
             command,
@@ -188,7 +197,7 @@ fn supervise(
     let options = SupervisorOptions {
         data: data.clone(),
         factory: Box::new(move || factory.build()),
-        services: Vec::new(),
+        services: services(&data)?,
         firmware: env!("CARGO_PKG_VERSION").to_owned(),
         echo_logs: host_mode,
     };
@@ -214,6 +223,43 @@ fn supervise(
             stop.wait().await;
         }
         supervisor.shutdown().await;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The services the supervisor runs: this same binary with a service subcommand.
+fn services(data: &Path) -> anyhow::Result<Vec<ServiceSpec>> {
+    let program = std::env::current_exe().context("finding this program")?;
+    let smtpd = ServiceSpec {
+        name: postern_smtp::service::SERVICE.to_owned(),
+        program,
+        args: vec!["smtpd".into(), "--data".into(), data.as_os_str().to_owned()],
+        readiness: Readiness::Reported,
+        restart_on: postern_smtp::service::needs_restart,
+        backoff: Backoff::DEFAULT,
+        grace: Duration::from_secs(15),
+    };
+    Ok(vec![smtpd])
+}
+
+/// Runs a service process: it stops on SIGTERM, and when the supervisor dies (the kernel sends
+/// it SIGTERM then), so no service outlives the supervisor that started it.
+fn service<F, Fut, E>(main: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .context("asking for SIGTERM when the supervisor exits")?;
+    // A supervisor that died before the request above is noticed all the same: the service's
+    // first step is to connect to its control socket.
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let mut signals = StopSignals::install()?;
+        let stop: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> =
+            Box::pin(async move { signals.wait().await });
+        main(stop).await?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }

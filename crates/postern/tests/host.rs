@@ -219,6 +219,12 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// A running `postern run`; killed (SIGKILL) when dropped.
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe");
+    probe.local_addr().expect("probe address").port()
+}
+
 struct Gateway {
     child: Child,
     stderr: Captured,
@@ -229,8 +235,11 @@ impl Gateway {
     /// Starts `postern run --data DATA --hostname mail.example.com EXTRA...` and waits for
     /// `postern: ready`.
     fn start(data: &Path, extra: &[&str]) -> Self {
+        // Tests run in parallel: each gateway gets its own SMTP port (used on first start).
+        let smtp = free_port();
         let mut child = postern(&["run"], data)
             .args(["--hostname", HOSTNAME])
+            .args(["--smtp", &format!("127.0.0.1:{smtp}")])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -596,6 +605,35 @@ fn a_non_contiguous_selection_is_refused_and_nothing_is_committed() {
         version.stdout.contains("Configuration generation: 1\n"),
         "{version:?}"
     );
+}
+
+#[test]
+fn a_cipher_string_that_leaves_a_version_without_ciphers_is_not_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    // CBC suites only: rustls, which serves TLS v1.2, has none of them.
+    let (ok, out) = cli(
+        data,
+        "sslconfig inbound 2 ciphers ECDHE-RSA-AES128-SHA\ncommit cbc\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "Inbound SMTP: the cipher string 'ECDHE-RSA-AES128-SHA' selects no cipher usable \
+             with TLS v1.2"
+        ),
+        "{out}"
+    );
+    assert_eq!(generation_files(data), ["gen-0000000001.cfg"]);
+    // The same string with TLS v1.1 and v1.0 only is usable.
+    let (ok, out) = cli(
+        data,
+        "sslconfig inbound 3-4 ciphers ECDHE-RSA-AES128-SHA\ncommit cbc\n",
+    );
+    assert!(ok, "{out}");
+    assert!(sslconfig(data).contains("Inbound SMTP method: tlsv1_0tlsv1_1\n"));
 }
 
 #[test]

@@ -139,6 +139,7 @@ pub(crate) const S_5_5_4: EnhancedStatus =
 pub(crate) const S_5_6_7: EnhancedStatus =
     EnhancedStatus::known(StatusClass::PermanentFailure, 6, 7);
 const S_5_6_11: EnhancedStatus = EnhancedStatus::known(StatusClass::PermanentFailure, 6, 11);
+const S_5_7_1: EnhancedStatus = EnhancedStatus::known(StatusClass::PermanentFailure, 7, 1);
 pub(crate) const S_5_7_0: EnhancedStatus =
     EnhancedStatus::known(StatusClass::PermanentFailure, 7, 0);
 
@@ -257,6 +258,30 @@ impl Reply {
     }
 
     /// `530 5.7.0 Must issue a STARTTLS command first`: the listener requires TLS (RFC 3207).
+    /// `550 5.7.1 Recipient address rejected: relaying denied`: the Recipient Access Table
+    /// accepts no mail for the recipient's domain.
+    pub fn relay_denied() -> Self {
+        Self::fixed(
+            550,
+            Some(S_5_7_1),
+            "Recipient address rejected: relaying denied",
+        )
+    }
+
+    /// `421 4.7.0 <host> Too many connections, try again later`: a connection limit is reached.
+    pub fn too_many_connections(hostname: &str) -> Self {
+        Self::fixed(
+            421,
+            Some(S_4_7_0),
+            &format!("{hostname} Too many connections, try again later"),
+        )
+    }
+
+    /// `503 5.5.1 TLS already active`
+    pub fn tls_already_active() -> Self {
+        Self::fixed(503, Some(S_5_5_1), "TLS already active")
+    }
+
     pub fn starttls_required() -> Self {
         Self::fixed(530, Some(S_5_7_0), "Must issue a STARTTLS command first")
     }

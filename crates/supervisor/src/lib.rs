@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use postern_config::{Config, Store};
+use postern_tls::{Identity, KeyKind};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -77,6 +78,8 @@ pub enum SupervisorError {
     AlreadyRunning(PathBuf),
     #[error(transparent)]
     Store(#[from] postern_config::StoreError),
+    #[error("the factory certificate: {0}")]
+    Certificate(#[from] postern_tls::CertificateError),
 }
 
 /// A running supervisor. Dropping it without [`Supervisor::shutdown`] leaves the children to
@@ -120,6 +123,20 @@ impl Supervisor {
             "Postern {} starting with configuration generation {generation}",
             options.firmware
         ));
+
+        log.info(&format!(
+            "CPU AES acceleration (AES-NI and carry-less multiply): {}",
+            if postern_tls::cpu_has_aes_acceleration() {
+                "available; AES-GCM runs in hardware"
+            } else {
+                "not available; AES-GCM runs in software, ChaCha20-Poly1305 may be faster"
+            }
+        ));
+        let hostname = opened.store.current().config.system.hostname.to_string();
+        let certs = data.join("certs");
+        for kind in [KeyKind::EcdsaP256, KeyKind::Rsa2048] {
+            Identity::factory(&certs, &hostname, kind)?;
+        }
 
         let owner = Arc::new(ConfigOwner::new(
             opened.store,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use postern_config::diff::{MergeError, merge};
-use postern_config::{Commit, Config, Generation, Store, StoreError};
+use postern_config::{Commit, Config, Generation, Store, StoreError, TlsService};
 use postern_control::{ControlError, ServiceState, ServiceStatus, Status};
 use tokio::sync::watch;
 
@@ -119,6 +119,7 @@ impl ConfigOwner {
                     MergeError::Invalid(e) => ControlError::Invalid(e),
                 })?
             };
+            check_tls(&config)?;
             let warnings = store
                 .commit(config, &user, &comment)
                 .map_err(control_error)?;
@@ -312,6 +313,22 @@ impl ConfigOwner {
             ],
         }
     }
+}
+
+/// The TLS rules the model cannot check alone: each service's cipher string must select a
+/// cipher for every version below TLS v1.3 it enables (the engine's evaluation decides).
+fn check_tls(config: &Config) -> Result<(), ControlError> {
+    for service in TlsService::ALL {
+        if let Some(settings) = config.tls.service(service) {
+            postern_tls::ciphers::for_range(&settings.ciphers, settings.protocols).map_err(
+                |e| ControlError::Tls {
+                    service: service.label().to_owned(),
+                    reason: e.to_string(),
+                },
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn control_error(e: StoreError) -> ControlError {

@@ -500,6 +500,8 @@ async fn bad_clients_are_disconnected_and_good_ones_keep_working() {
     let data = dir.path();
     let supervisor = start(data, vec![sleeper("sleeper")]).await;
     let socket = postern_control::socket_path(data);
+    // The service task starts its child after start() returns; the end of this test asks for it.
+    wait_running(&supervisor, "sleeper", None).await;
 
     let mode = std::fs::metadata(&socket)
         .expect("socket metadata")

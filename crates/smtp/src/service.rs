@@ -1,0 +1,164 @@
+//! The `postern smtpd` service: binds the SMTP listeners of the committed configuration, serves
+//! them with the Inbound SMTP TLS policy, and applies each new commit to new connections.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_config::{Config, ListenerName, ListenerTls};
+use postern_control::{Client, ClientError};
+use postern_logs::{SharedLog, Subscription};
+use postern_tls::{Identity, KeyKind, TlsAcceptor};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::inbound::{Inbound, InboundListener, InboundPolicy};
+use crate::queue::{Queue, QueueError};
+
+/// The service's name on the control socket and in `status`.
+pub const SERVICE: &str = "smtpd";
+
+/// How long open sessions may finish after a stop before they are cut.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Why the service stopped on its own; the supervisor logs it and starts it again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    #[error(transparent)]
+    Control(#[from] ClientError),
+    #[error("the mail queue: {0}")]
+    Queue(#[from] QueueError),
+    #[error("the certificates: {0}")]
+    Certificate(#[from] postern_tls::CertificateError),
+    #[error("cannot open mail_logs: {0}")]
+    Log(std::io::Error),
+    #[error("cannot listen on {address} for {listener}: {source}")]
+    Bind {
+        listener: String,
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the service until `stop` resolves (SIGTERM) or the supervisor goes away.
+pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), ServiceError> {
+    let socket = postern_control::socket_path(data);
+    let mut control = Client::connect(&socket, SERVICE).await?;
+    let mut configs = Client::connect(&socket, SERVICE).await?.subscribe().await?;
+    let config = configs.next().await?.config;
+
+    let mail_log =
+        SharedLog::open(data, Subscription::MailLogs, false).map_err(ServiceError::Log)?;
+    let opened = Queue::open(data.join("queue")).await?;
+    for warning in &opened.warnings {
+        mail_log.warning(warning);
+    }
+    let inbound = Inbound::new(opened.queue, mail_log.clone());
+    let certs = Certificates::load(&data.join("certs"), &config)?;
+
+    let (shutdown, _) = watch::channel(false);
+    let mut listeners = JoinSet::new();
+    let mut policies = BTreeMap::new();
+    for (name, policy) in certs.policies(&config, &mail_log) {
+        let address = policy.settings.address;
+        let bound = TcpListener::bind(address)
+            .await
+            .map_err(|source| ServiceError::Bind {
+                listener: name.to_string(),
+                address,
+                source,
+            })?;
+        let (tx, rx) = watch::channel(Arc::new(policy));
+        listeners.spawn(
+            InboundListener::new(bound, rx, inbound.clone()).serve(shutdown.subscribe(), DRAIN),
+        );
+        policies.insert(name, tx);
+    }
+    control.ready(SERVICE).await?;
+
+    tokio::pin!(stop);
+    let result = loop {
+        tokio::select! {
+            () = &mut stop => break Ok(()),
+            next = configs.next() => {
+                let new = match next {
+                    Ok(generation) => generation.config,
+                    // The supervisor is gone: stop serving rather than serve a stale policy.
+                    Err(e) => break Err(e.into()),
+                };
+                // A listener added, removed or moved makes the supervisor restart this service
+                // ([`needs_restart`]); everything else applies to the next connection.
+                for (name, policy) in certs.policies(&new, &mail_log) {
+                    if let Some(tx) = policies.get(&name) {
+                        tx.send_replace(Arc::new(policy));
+                    }
+                }
+            }
+        }
+    };
+    let _ = shutdown.send(true);
+    while listeners.join_next().await.is_some() {}
+    result
+}
+
+/// Whether going from `old` to `new` needs the service restarted: its listeners are bound at
+/// start.
+pub fn needs_restart(old: &Config, new: &Config) -> bool {
+    listener_addresses(old) != listener_addresses(new)
+}
+
+fn listener_addresses(config: &Config) -> Vec<(ListenerName, std::net::SocketAddr)> {
+    config
+        .listeners
+        .smtp
+        .iter()
+        .map(|(name, l)| (name.clone(), l.address))
+        .collect()
+}
+
+/// The identities STARTTLS presents: the factory ECDSA and RSA certificates.
+struct Certificates {
+    identities: Vec<Identity>,
+}
+
+impl Certificates {
+    fn load(dir: &Path, config: &Config) -> Result<Self, ServiceError> {
+        let hostname = config.system.hostname.as_str();
+        let identities = [KeyKind::EcdsaP256, KeyKind::Rsa2048]
+            .into_iter()
+            .map(|kind| Identity::factory(dir, hostname, kind))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { identities })
+    }
+
+    /// Each listener's policy under `config`. A TLS policy the engine refuses (which a commit
+    /// would not have let through) leaves STARTTLS unoffered, and says so.
+    fn policies(&self, config: &Config, log: &SharedLog) -> Vec<(ListenerName, InboundPolicy)> {
+        let acceptor = match TlsAcceptor::new(&config.tls.inbound_smtp, &self.identities) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                log.critical(&format!("Inbound SMTP TLS cannot be offered: {e}"));
+                None
+            }
+        };
+        config
+            .listeners
+            .smtp
+            .iter()
+            .map(|(name, settings)| {
+                let policy = InboundPolicy {
+                    hostname: config.system.hostname.to_string(),
+                    listener: name.to_string(),
+                    listener_ip: settings.address.ip(),
+                    settings: settings.clone(),
+                    tls: acceptor.clone().filter(|_| settings.tls != ListenerTls::No),
+                };
+                (name.clone(), policy)
+            })
+            .collect()
+    }
+}
