@@ -163,6 +163,22 @@ impl Client {
         }
     }
 
+    /// Reports this service's counters for `status`.
+    pub async fn counters(
+        &mut self,
+        service: &str,
+        counters: Vec<(String, u64)>,
+    ) -> Result<(), ClientError> {
+        let request = Request::ServiceCounters {
+            service: service.to_owned(),
+            counters,
+        };
+        match self.request(request).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Turns this connection into a stream of committed configurations, starting with the
     /// current one.
     pub async fn subscribe(mut self) -> Result<Subscription, ClientError> {

@@ -37,6 +37,12 @@ pub enum Request {
     Status,
     /// A service has bound its listeners and serves.
     ServiceReady { service: String },
+    /// A service's counters for `status` (messages received, TLS successes …), sent when they
+    /// change. They replace that service's previous ones.
+    ServiceCounters {
+        service: String,
+        counters: Vec<(String, u64)>,
+    },
 }
 
 /// What the supervisor answers.

@@ -278,9 +278,10 @@ fn rid_list(rids: &[u32]) -> String {
 }
 
 /// ` ('550', ['5.1.1 No such user'])`: the peer's reply, Python-tuple style as the reference.
+/// Code 0 is a failure without a reply (DNS, a timeout), which the reference writes `'000'`.
 fn write_reply(f: &mut fmt::Formatter<'_>, reply: Option<(u16, &str)>) -> fmt::Result {
     match reply {
-        Some((code, text)) => write!(f, " ('{code}', ['{}'])", text.replace('\'', "\\'")),
+        Some((code, text)) => write!(f, " ('{code:03}', ['{}'])", text.replace('\'', "\\'")),
         None => Ok(()),
     }
 }
@@ -400,6 +401,17 @@ mod tests {
                     reply: Some((550, "5.1.1 No such user")),
                 },
                 "Bounced: DCID 8 MID 6 to RID 0 - 5.1.0 - Unknown address error ('550', ['5.1.1 No such user'])",
+            ),
+            (
+                MailEvent::Bounced {
+                    dcid: 0,
+                    mid: 8,
+                    rid: 0,
+                    status: "5.1.2",
+                    text: "Bad destination host",
+                    reply: Some((0, "DNS Hard Error looking up BMQ-WIN.RUN (MX):  NXDomain")),
+                },
+                "Bounced: DCID 0 MID 8 to RID 0 - 5.1.2 - Bad destination host ('000', ['DNS Hard Error looking up BMQ-WIN.RUN (MX):  NXDomain'])",
             ),
         ];
         for (event, line) in cases {

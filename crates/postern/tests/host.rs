@@ -229,6 +229,8 @@ struct Gateway {
     child: Child,
     stderr: Captured,
     data: PathBuf,
+    /// The SMTP port given at start (the listener's, when this start made the data directory).
+    smtp: u16,
 }
 
 impl Gateway {
@@ -252,6 +254,7 @@ impl Gateway {
             child,
             stderr,
             data: data.to_owned(),
+            smtp,
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -581,6 +584,84 @@ fn sslconfig_commit_through_stdin() {
         generation_files(data),
         ["gen-0000000001.cfg", "gen-0000000002.cfg"]
     );
+}
+
+/// The seed article's flow: the `sslconfig` dialog, INBOUND, `1-3`, Enter for the rest, commit
+/// with a comment; then a TLS v1.3 client gets TLS v1.3 from the running smtpd, and mail_logs
+/// has the seed's line.
+#[test]
+fn the_seed_dialog_turns_on_tls13_for_inbound_smtp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+
+    // Before: the factory default gives TLS v1.2 to a client that could do TLS v1.3.
+    assert_eq!(starttls_protocol(gateway.smtp, &[]), "TLSv1.2");
+
+    let (ok, out) = cli(
+        data,
+        "sslconfig\nINBOUND\n1-3\n\n\ncommit\nTLS 1.3 for inbound\nsslconfig print\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Enter the inbound SMTP ssl method you want to use."),
+        "{out}"
+    );
+    assert!(out.contains("[2-3]> 1-3"), "{out}");
+    assert!(
+        out.contains("Please enter some comments describing your changes:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Inbound SMTP method: tlsv1_1tlsv1_2tlsv1_3"),
+        "{out}"
+    );
+
+    // The service applies the commit to new connections; give it a moment to hear of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while starttls_protocol(gateway.smtp, &[]) != "TLSv1.3" {
+        assert!(Instant::now() < deadline, "smtpd still negotiates TLS v1.2");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let log = fs::read_to_string(data.join("logs/mail_logs/mail.current")).expect("mail_logs");
+    assert!(
+        log.lines().any(|l| l.contains(" Info: ICID ")
+            && l.ends_with(" TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384")),
+        "{log}"
+    );
+    // A client limited to TLS v1.0 is refused, and the refusal is logged with the engine's text.
+    assert_eq!(
+        starttls_protocol(gateway.smtp, &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"]),
+        "failed"
+    );
+    let log = fs::read_to_string(data.join("logs/mail_logs/mail.current")).expect("mail_logs");
+    assert!(log.contains("TLS failed: ("), "{log}");
+
+    // All along the SMTP service ran without a restart, and its counters reached `status`.
+    thread::sleep(Duration::from_millis(2500));
+    let status = cli_c(data, "status");
+    assert!(status.stdout.contains("smtpd"), "{status:?}");
+    assert!(status.stdout.contains(", 0 restarts"), "{status:?}");
+    assert!(
+        status.stdout.contains("Inbound TLS Successes"),
+        "{status:?}"
+    );
+}
+
+/// The protocol `openssl s_client -starttls smtp` negotiates with the gateway, or `failed`.
+fn starttls_protocol(port: u16, extra: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-starttls", "smtp", "-brief", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client (Debian package openssl)");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Protocol version: "))
+        .map_or_else(|| "failed".to_owned(), |v| v.trim().to_owned())
 }
 
 #[test]
@@ -944,4 +1025,526 @@ fn sigterm_stops_the_supervisor_cleanly() {
     let log =
         fs::read_to_string(&log_path).unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
     assert!(log.contains("Postern supervisor stopped"), "{log}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13.–17. Mail flow commands: listenerconfig, smtproutes, destconfig
+
+/// The line of `text` that starts with `start` (after any indentation).
+fn line_starting<'a>(text: &'a str, start: &str) -> Option<&'a str> {
+    text.lines().find(|l| l.trim_start().starts_with(start))
+}
+
+/// Whether `text` has a line whose words are `words`, whatever the spaces between them.
+fn has_row(text: &str, words: &[&str]) -> bool {
+    text.lines()
+        .any(|l| l.split_whitespace().eq(words.iter().copied()))
+}
+
+/// Runs `stdin` in a session that must fail (a refused command) and print `message`; nothing
+/// is committed.
+fn refused(data: &Path, stdin: &str, message: &str) {
+    let (ok, out) = cli(data, stdin);
+    assert!(!ok, "{stdin:?} was not refused:\n{out}");
+    assert!(
+        out.contains(message),
+        "{stdin:?} did not say {message:?}:\n{out}"
+    );
+    assert!(!out.contains("Changes committed"), "{out}");
+}
+
+#[test]
+fn listenerconfig_changes_through_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(
+        data,
+        "listenerconfig rcptaccess new example.test accept\n\
+         listenerconfig rcptaccess new .example.test reject IncomingMail\n\
+         listenerconfig tls required\n\
+         listenerconfig limits max-message-size 10M\n\
+         listenerconfig limits max-recipients 50 IncomingMail\n\
+         commit rat\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("IncomingMail: example.test Accept added to the Recipient Access Table."),
+        "{out}"
+    );
+    assert!(out.contains("(configuration generation 2)"), "{out}");
+
+    // A new session sees what was committed.
+    let (ok, printed) = cli(
+        data,
+        "listenerconfig print\nlistenerconfig rcptaccess print\n",
+    );
+    assert!(ok, "{printed}");
+    assert!(printed.contains("Name: IncomingMail\n"), "{printed}");
+    assert!(
+        line_starting(&printed, "Address: 127.0.0.1:").is_some(),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("Allow encrypted TLS connections: Required\n"),
+        "{printed}"
+    );
+    assert!(has_row(&printed, &["example.test", "Accept"]), "{printed}");
+    assert!(has_row(&printed, &[".example.test", "Reject"]), "{printed}");
+    assert!(
+        printed.contains("Mail for any other domain is refused."),
+        "{printed}"
+    );
+    let size = line_starting(&printed, "Maximum message size (max-message-size):")
+        .unwrap_or_else(|| panic!("no message size:\n{printed}"));
+    assert!(size.ends_with(" 10M"), "{size}");
+    let recipients = line_starting(&printed, "Maximum recipients per message")
+        .unwrap_or_else(|| panic!("no recipients limit:\n{printed}"));
+    assert!(recipients.ends_with(" 50"), "{recipients}");
+    assert!(
+        printed.contains("Recipient Access Table of IncomingMail (2 entries):"),
+        "{printed}"
+    );
+
+    // The journal names the settings.
+    let (ok, detail) = cli(data, "commitdetail\n");
+    assert!(ok, "{detail}");
+    assert!(
+        detail.contains("listeners.smtp.IncomingMail.recipient_access.example.test: added"),
+        "{detail}"
+    );
+
+    // Delete and edit, then the whole RAT again.
+    let (ok, out) = cli(
+        data,
+        "listenerconfig rcptaccess delete .EXAMPLE.test\n\
+         listenerconfig rcptaccess edit example.test reject\n\
+         commit again\nlistenerconfig rcptaccess print\n",
+    );
+    assert!(ok, "{out}");
+    let (_, after) = out.split_once("Changes committed").expect("committed");
+    assert!(has_row(after, &["example.test", "Reject"]), "{out}");
+    assert!(!after.contains(".example.test"), "{out}");
+}
+
+#[test]
+fn listenerconfig_refuses_bad_input_and_says_what_is_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    refused(
+        data,
+        "listenerconfig tls maybe\ncommit x\n",
+        "'maybe' is not one of no, preferred or required.",
+    );
+    refused(
+        data,
+        "listenerconfig rcptaccess new *.example.test accept\n",
+        "'*.example.test' is not a domain: use a name like example.com, .example.com for its \
+         subdomains, or ALL.",
+    );
+    refused(
+        data,
+        "listenerconfig rcptaccess new example.test allow\n",
+        "'allow' is not one of accept or reject.",
+    );
+    refused(
+        data,
+        "listenerconfig rcptaccess delete example.test\n",
+        "The Recipient Access Table of IncomingMail has no entry for example.test.",
+    );
+    refused(
+        data,
+        "listenerconfig tls required Outgoing\n",
+        "There is no SMTP listener 'Outgoing'; the listeners are: IncomingMail.",
+    );
+    refused(
+        data,
+        "listenerconfig limits max-connections 0\n",
+        "'0' is not a number from 1 to 1000000.",
+    );
+    refused(
+        data,
+        "listenerconfig limits max-message-size 20\n",
+        "is not a message size from 64k to 1024M",
+    );
+    refused(
+        data,
+        "listenerconfig frobnicate\n",
+        "'frobnicate' is not a listenerconfig operation. Usage:\n  listenerconfig\n",
+    );
+    // A refused line in a script does not stop the lines after it.
+    let (ok, out) = cli(
+        data,
+        "listenerconfig rcptaccess new example.test maybe\n\
+         listenerconfig rcptaccess new example.test accept\nlistenerconfig rcptaccess print\n",
+    );
+    assert!(!ok, "{out}");
+    assert!(has_row(&out, &["example.test", "Accept"]), "{out}");
+    assert!(out.contains("Warning: uncommitted changes"), "{out}");
+    assert_eq!(generation_files(data), ["gen-0000000001.cfg"]);
+
+    let help = cli_c(data, "help listenerconfig");
+    assert!(help.ok(), "{help:?}");
+    assert!(
+        help.stdout.contains(
+            "  listenerconfig rcptaccess new <domain|.domain|ALL> <accept|reject> [listener]\n"
+        ),
+        "{help:?}"
+    );
+}
+
+#[test]
+fn smtproutes_through_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(data, "smtproutes print\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("There are no routes configured."), "{out}");
+
+    let (ok, out) = cli(
+        data,
+        "smtproutes new example.test 127.0.0.1:2526\n\
+         smtproutes new ALL relay1.example.net, [::1]:2527\ncommit r\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Mail for example.test will be delivered to 127.0.0.1:2526."),
+        "{out}"
+    );
+    let (ok, printed) = cli(data, "smtproutes print\n");
+    assert!(ok, "{printed}");
+    assert!(has_row(&printed, &["Domain", "Destinations"]), "{printed}");
+    assert!(
+        has_row(&printed, &["example.test", "127.0.0.1:2526"]),
+        "{printed}"
+    );
+    assert!(
+        has_row(&printed, &["ALL", "relay1.example.net:25,", "[::1]:2527"]),
+        "{printed}"
+    );
+
+    refused(
+        data,
+        "smtproutes new example.test 127.0.0.1:2528\n",
+        "There is already a route for example.test; change it with 'smtproutes edit'.",
+    );
+    refused(
+        data,
+        "smtproutes new other.test mx.other.test:0\n",
+        "'mx.other.test:0' is not a host: use a name or address with an optional port",
+    );
+    refused(
+        data,
+        "smtproutes delete other.test\n",
+        "There is no route for other.test.",
+    );
+    refused(
+        data,
+        "smtproutes edit other.test mx.other.test\n",
+        "There is no route for other.test; add one with 'smtproutes new'.",
+    );
+
+    let (ok, out) = cli(
+        data,
+        "smtproutes edit example.test 127.0.0.1:2529,127.0.0.2\nsmtproutes delete ALL\n\
+         commit e\nsmtproutes print\n",
+    );
+    assert!(ok, "{out}");
+    let (_, after) = out.split_once("Changes committed").expect("committed");
+    assert!(
+        has_row(after, &["example.test", "127.0.0.1:2529,", "127.0.0.2:25"]),
+        "{out}"
+    );
+    assert!(
+        after.contains("Mail for any other domain is delivered to its MX hosts."),
+        "{out}"
+    );
+
+    let (ok, out) = cli(data, "smtproutes clear\ncommit c\nsmtproutes print\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("1 route removed."), "{out}");
+    assert!(out.contains("There are no routes configured."), "{out}");
+}
+
+#[test]
+fn destconfig_through_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(
+        data,
+        "destconfig new example.test tls required-verify concurrency 5\ncommit d\n",
+    );
+    assert!(ok, "{out}");
+    let (ok, printed) = cli(data, "destconfig print\n");
+    assert!(ok, "{printed}");
+    assert!(
+        has_row(
+            &printed,
+            &["Domain", "TLS", "Setting", "Max", "Concurrency"]
+        ),
+        "{printed}"
+    );
+    assert!(
+        has_row(&printed, &["example.test", "Required", "-", "Verify", "5"]),
+        "{printed}"
+    );
+    assert!(
+        has_row(&printed, &["ALL", "(Default)", "Preferred", "20"]),
+        "{printed}"
+    );
+
+    // What `new` does not set comes from the default; `edit` keeps what it does not set.
+    let (ok, out) = cli(
+        data,
+        "destconfig edit ALL tls no concurrency 30\ndestconfig new other.test concurrency 2\n\
+         destconfig edit example.test tls preferred-verify\ncommit e\ndestconfig print\n",
+    );
+    assert!(ok, "{out}");
+    let (_, after) = out.split_once("Changes committed").expect("committed");
+    assert!(has_row(after, &["other.test", "No", "2"]), "{out}");
+    assert!(
+        has_row(after, &["example.test", "Preferred", "-", "Verify", "5"]),
+        "{out}"
+    );
+    assert!(has_row(after, &["ALL", "(Default)", "No", "30"]), "{out}");
+
+    refused(
+        data,
+        "destconfig delete ALL\n",
+        "ALL cannot be deleted: it is the default that applies to every domain without an \
+         entry of its own.",
+    );
+    refused(
+        data,
+        "destconfig new example.test tls required\n",
+        "There is already an entry for example.test; change it with 'destconfig edit'.",
+    );
+    refused(
+        data,
+        "destconfig new third.test tls sometimes\n",
+        "'sometimes' is not one of no, preferred, required, preferred-verify or required-verify.",
+    );
+    refused(
+        data,
+        "destconfig new third.test concurrency 5000\n",
+        "'5000' is not a number from 1 to 1000.",
+    );
+    refused(
+        data,
+        "destconfig delete third.test\n",
+        "third.test was not found in the destination table.",
+    );
+
+    let (ok, out) = cli(
+        data,
+        "destconfig delete other.test\ncommit x\ndestconfig print\n",
+    );
+    assert!(ok, "{out}");
+    let (_, after) = out.split_once("Changes committed").expect("committed");
+    assert!(!after.contains("other.test"), "{out}");
+}
+
+#[test]
+fn the_mail_flow_dialogs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    // Each menu comes back after an operation; Enter on its `[]>` goes back up.
+    let (ok, out) = cli(
+        data,
+        "listenerconfig\nEDIT\n\nRCPTACCESS\nNEW\nexample.test\n\nPRINT\n\nTLS\n3\n\n\n\
+         smtproutes\nnew\nexample.test\nmx1.example.test, 127.0.0.1:2526\n\n\
+         destconfig\nNEW\nexample.test\n0\n5\nrequired-verify\n\n\
+         commit dialogs\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Choose the operation you want to perform:\n- EDIT - Modify a listener.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- RCPTACCESS - Modify the Recipient Access Table.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Select the action to apply to this domain:\n1. Accept\n2. Reject\n[1]> \n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "Would you like to allow encrypted TLS connections?\n1. No\n2. Preferred\n\
+             3. Required\n[2]> 3\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("- NEW - Create a new route.\n"), "{out}");
+    assert!(
+        out.contains(
+            "Enter the max concurrency limit for \"example.test\" (1 to 1000).\n[20]> 0\n"
+        ),
+        "{out}"
+    );
+    // A wrong answer is asked again.
+    assert!(out.contains("'0' is not a number from 1 to 1000."), "{out}");
+    assert!(
+        out.contains("5. Required - Verify\n[2]> required-verify\n"),
+        "{out}"
+    );
+    assert!(out.contains("Changes committed"), "{out}");
+
+    let (ok, printed) = cli(
+        data,
+        "listenerconfig print\nsmtproutes print\ndestconfig print\n",
+    );
+    assert!(ok, "{printed}");
+    assert!(has_row(&printed, &["example.test", "Accept"]), "{printed}");
+    assert!(
+        printed.contains("Allow encrypted TLS connections: Required\n"),
+        "{printed}"
+    );
+    assert!(
+        has_row(
+            &printed,
+            &["example.test", "mx1.example.test:25,", "127.0.0.1:2526"]
+        ),
+        "{printed}"
+    );
+    assert!(
+        has_row(&printed, &["example.test", "Required", "-", "Verify", "5"]),
+        "{printed}"
+    );
+}
+
+/// A minimal SMTP client for the tests: one command, one (possibly multi-line) reply.
+struct SmtpClient {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl SmtpClient {
+    /// Connects and reads the greeting.
+    fn connect(address: &str) -> (Self, String) {
+        let stream = std::net::TcpStream::connect(address)
+            .unwrap_or_else(|e| panic!("connecting to {address}: {e}"));
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("read timeout");
+        let writer = stream.try_clone().expect("cloning the stream");
+        let mut client = Self {
+            reader: std::io::BufReader::new(stream),
+            writer,
+        };
+        let greeting = client.reply();
+        (client, greeting)
+    }
+
+    /// The next reply, all its lines.
+    fn reply(&mut self) -> String {
+        use std::io::BufRead;
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("reading a reply");
+            assert!(n > 0, "the server closed the connection; so far: {reply:?}");
+            reply.push_str(&line);
+            // `250-...` goes on, `250 ...` is the last line.
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    }
+
+    fn command(&mut self, line: &str) -> String {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("sending a command");
+        self.reply()
+    }
+}
+
+#[test]
+fn a_rat_entry_lets_mail_in_for_its_domain_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(
+        data,
+        "listenerconfig rcptaccess new example.test accept\ncommit rat\nlistenerconfig print\n",
+    );
+    assert!(ok, "{out}");
+    let address = line_starting(&out, "Address: ")
+        .and_then(|l| l.trim().strip_prefix("Address: "))
+        .unwrap_or_else(|| panic!("no listener address:\n{out}"))
+        .to_owned();
+
+    // The service applies a commit to the connections after it has seen it: until then the
+    // old table refuses the domain.
+    let deadline = Instant::now() + TIMEOUT;
+    let mut smtp = loop {
+        let (mut smtp, greeting) = SmtpClient::connect(&address);
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        let ehlo = smtp.command("EHLO client.example.net");
+        assert!(ehlo.starts_with("250"), "{ehlo}");
+        let mail = smtp.command("MAIL FROM:<sender@example.net>");
+        assert!(mail.starts_with("250 "), "{mail}");
+        let rcpt = smtp.command("RCPT TO:<user@example.test>");
+        if rcpt.starts_with("250 ") {
+            break smtp;
+        }
+        assert!(rcpt.starts_with("550 5.7.1 "), "{rcpt}");
+        assert!(
+            Instant::now() < deadline,
+            "the RAT entry was not applied within {TIMEOUT:?}: {rcpt}"
+        );
+        let _ = smtp.command("QUIT");
+        thread::sleep(POLL);
+    };
+    let other = smtp.command("RCPT TO:<user@other.test>");
+    assert!(other.starts_with("550 5.7.1 "), "{other}");
+    let data_reply = smtp.command("DATA");
+    assert!(data_reply.starts_with("354 "), "{data_reply}");
+    let queued = smtp.command(
+        "From: <sender@example.net>\r\nTo: <user@example.test>\r\nSubject: RAT\r\n\r\nHello.\r\n.",
+    );
+    assert!(queued.starts_with("250 "), "{queued}");
+    let bye = smtp.command("QUIT");
+    assert!(bye.starts_with("221 "), "{bye}");
+
+    let log_path = Subscription::MailLogs.current_path(data);
+    let deadline = Instant::now() + TIMEOUT;
+    let log = loop {
+        let log = fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains(" queued for delivery") || Instant::now() >= deadline {
+            break log;
+        }
+        thread::sleep(POLL);
+    };
+    let queued_line = log
+        .lines()
+        .find(|l| l.contains(" queued for delivery"))
+        .unwrap_or_else(|| panic!("{} has no queued message:\n{log}", log_path.display()));
+    let mid = queued_line
+        .split_once("MID ")
+        .and_then(|(_, rest)| rest.strip_suffix(" queued for delivery"))
+        .unwrap_or_else(|| panic!("not a queued line: {queued_line}"));
+    assert!(
+        !mid.is_empty() && mid.bytes().all(|b| b.is_ascii_digit()),
+        "{queued_line}"
+    );
+    // Its one recipient is the accepted one; the refused one never became a recipient.
+    assert!(
+        log.lines().any(|l| l.contains(&format!("MID {mid} ICID "))
+            && l.ends_with(" RID 0 To: <user@example.test>")),
+        "{log}"
+    );
+    assert!(!log.contains("To: <user@other.test>"), "{log}");
 }

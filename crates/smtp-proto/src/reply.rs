@@ -257,7 +257,6 @@ impl Reply {
         )
     }
 
-    /// `530 5.7.0 Must issue a STARTTLS command first`: the listener requires TLS (RFC 3207).
     /// `550 5.7.1 Recipient address rejected: relaying denied`: the Recipient Access Table
     /// accepts no mail for the recipient's domain.
     pub fn relay_denied() -> Self {
@@ -282,6 +281,7 @@ impl Reply {
         Self::fixed(503, Some(S_5_5_1), "TLS already active")
     }
 
+    /// `530 5.7.0 Must issue a STARTTLS command first`: the listener requires TLS (RFC 3207).
     pub fn starttls_required() -> Self {
         Self::fixed(530, Some(S_5_7_0), "Must issue a STARTTLS command first")
     }

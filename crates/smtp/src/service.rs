@@ -1,5 +1,7 @@
 //! The `postern smtpd` service: binds the SMTP listeners of the committed configuration, serves
-//! them with the Inbound SMTP TLS policy, and applies each new commit to new connections.
+//! them with the Inbound SMTP TLS policy, delivers what the queue holds with the Outbound SMTP
+//! TLS policy, routes and destination controls, and applies each new commit to new connections
+//! in both directions.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,12 +17,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::inbound::{Inbound, InboundListener, InboundPolicy};
+use crate::outbound::{CaRoots, Delivery, DeliveryOptions, DeliveryPolicy};
 use crate::queue::{Queue, QueueError};
 
 /// The service's name on the control socket and in `status`.
 pub const SERVICE: &str = "smtpd";
 
-/// How long open sessions may finish after a stop before they are cut.
+/// How long open sessions and deliveries may finish after a stop before they are cut.
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Why the service stopped on its own; the supervisor logs it and starts it again.
@@ -57,8 +60,10 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
     for warning in &opened.warnings {
         mail_log.warning(warning);
     }
-    let inbound = Inbound::new(opened.queue, mail_log.clone());
+    let queue = opened.queue;
+    let inbound = Inbound::new(queue.clone(), mail_log.clone());
     let certs = Certificates::load(&data.join("certs"), &config)?;
+    let roots = system_roots(&mail_log);
 
     let (shutdown, _) = watch::channel(false);
     let mut listeners = JoinSet::new();
@@ -78,12 +83,29 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
         );
         policies.insert(name, tx);
     }
+    // Delivery starts once the listeners are bound: a service that cannot bind stops before
+    // it has begun anything.
+    let (delivery_policy, policy_rx) =
+        watch::channel(Arc::new(delivery_policy_of(&config, &roots, &mail_log)));
+    let delivery = Delivery::new(queue, mail_log.clone(), DeliveryOptions::default());
+    let delivering = tokio::spawn(delivery.run(policy_rx, shutdown.subscribe(), DRAIN));
     control.ready(SERVICE).await?;
 
     tokio::pin!(stop);
+    let mut report = tokio::time::interval(COUNTER_REPORT);
+    let mut reported = Vec::new();
     let result = loop {
         tokio::select! {
             () = &mut stop => break Ok(()),
+            _ = report.tick() => {
+                let counters = counters(&inbound);
+                if counters != reported {
+                    if let Err(e) = control.counters(SERVICE, counters.clone()).await {
+                        break Err(e.into());
+                    }
+                    reported = counters;
+                }
+            }
             next = configs.next() => {
                 let new = match next {
                     Ok(generation) => generation.config,
@@ -97,12 +119,67 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
                         tx.send_replace(Arc::new(policy));
                     }
                 }
+                delivery_policy.send_replace(Arc::new(delivery_policy_of(&new, &roots, &mail_log)));
             }
         }
     };
     let _ = shutdown.send(true);
     while listeners.join_next().await.is_some() {}
+    let _ = delivering.await;
     result
+}
+
+/// How often the counters of `status` are sent to the supervisor (when they changed).
+const COUNTER_REPORT: Duration = Duration::from_secs(2);
+
+/// The service's counters, in the words of the reference appliance's `status`.
+fn counters(inbound: &Inbound) -> Vec<(String, u64)> {
+    let c = &inbound.counters;
+    let get = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    let queue = inbound.queue.stats();
+    vec![
+        ("Connections Received".to_owned(), get(&c.connections)),
+        ("Messages Received".to_owned(), get(&c.messages_received)),
+        (
+            "Recipients Received".to_owned(),
+            get(&c.recipients_received),
+        ),
+        (
+            "Rejected Recipients".to_owned(),
+            get(&c.recipients_rejected),
+        ),
+        ("Inbound TLS Successes".to_owned(), get(&c.tls_successes)),
+        ("Inbound TLS Failures".to_owned(), get(&c.tls_failures)),
+        ("Messages In Queue".to_owned(), queue.messages as u64),
+        (
+            "Recipients Pending".to_owned(),
+            queue.recipients_pending as u64,
+        ),
+    ]
+}
+
+/// The delivery policy of `config`. An Outbound SMTP TLS policy the engine refuses (which a
+/// commit would not have let through) means no STARTTLS: destinations that require TLS wait.
+fn delivery_policy_of(config: &Config, roots: &CaRoots, log: &SharedLog) -> DeliveryPolicy {
+    DeliveryPolicy::from_config(config, roots).unwrap_or_else(|e| {
+        log.critical(&format!("Outbound SMTP TLS cannot be used: {e}"));
+        DeliveryPolicy::without_tls(config.system.hostname.as_str(), &config.delivery)
+    })
+}
+
+/// The CA certificates `-Verify` destinations are checked against; none, with a warning, when
+/// the system bundle is missing (every such check then fails).
+fn system_roots(log: &SharedLog) -> CaRoots {
+    match CaRoots::system() {
+        Ok(roots) if !roots.is_empty() => roots,
+        Ok(_) | Err(_) => {
+            log.warning(&format!(
+                "no CA certificates in {}: deliveries to -Verify destinations cannot verify",
+                CaRoots::SYSTEM_BUNDLE
+            ));
+            CaRoots::default()
+        }
+    }
 }
 
 /// Whether going from `old` to `new` needs the service restarted: its listeners are bound at

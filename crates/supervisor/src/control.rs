@@ -138,6 +138,10 @@ async fn answer(request: Request, owner: &Arc<ConfigOwner>) -> Response {
                 "no service named {service}"
             ))),
         },
+        Request::ServiceCounters { service, counters } => {
+            owner.service_counters(service, counters);
+            Ok(Response::Done)
+        }
         Request::Hello { .. } | Request::Subscribe => Err(ControlError::BadRequest(
             "hello was already said".to_owned(),
         )),

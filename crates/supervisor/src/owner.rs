@@ -30,6 +30,8 @@ pub struct ConfigOwner {
     commits: AtomicU64,
     restarts: AtomicU64,
     gauges: Mutex<GaugeSampler>,
+    /// The counters each service last reported, by service name.
+    service_counters: Mutex<std::collections::BTreeMap<String, Vec<(String, u64)>>>,
 }
 
 /// A commit that landed.
@@ -70,6 +72,7 @@ impl ConfigOwner {
             commits: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             gauges: Mutex::new(GaugeSampler::new()),
+            service_counters: Mutex::default(),
         }
     }
 
@@ -280,6 +283,31 @@ impl ConfigOwner {
             .unwrap_or(Readiness::Started)
     }
 
+    fn counters(&self) -> Vec<(String, u64)> {
+        let mut counters = vec![
+            ("Commits".to_owned(), self.commits.load(Ordering::Relaxed)),
+            (
+                "Service restarts".to_owned(),
+                self.restarts.load(Ordering::Relaxed),
+            ),
+        ];
+        let services = self
+            .service_counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        counters.extend(services.values().flatten().cloned());
+        counters
+    }
+
+    /// Keeps a service's latest counters for `status`.
+    pub fn service_counters(&self, service: String, counters: Vec<(String, u64)>) {
+        let mut all = self
+            .service_counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        all.insert(service, counters);
+    }
+
     /// What `status` shows.
     pub fn status(&self) -> Status {
         let services = self.services.borrow().clone();
@@ -304,13 +332,7 @@ impl ConfigOwner {
             generation: current.commit.generation,
             services,
             gauges,
-            counters: vec![
-                ("Commits".to_owned(), self.commits.load(Ordering::Relaxed)),
-                (
-                    "Service restarts".to_owned(),
-                    self.restarts.load(Ordering::Relaxed),
-                ),
-            ],
+            counters: self.counters(),
         }
     }
 }

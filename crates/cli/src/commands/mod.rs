@@ -1,6 +1,10 @@
 //! The command table and dispatch. Each group of commands has its own module.
 
 mod commit;
+mod destconfig;
+mod dialog;
+mod listenerconfig;
+mod smtproutes;
 mod sslconfig;
 mod status;
 
@@ -40,9 +44,41 @@ pub const COMMANDS: &[CommandInfo] = &[
         ],
     },
     CommandInfo {
+        name: "destconfig",
+        summary: "Show or set how mail is delivered to each destination domain: TLS, concurrency.",
+        usage: &[
+            "destconfig",
+            "destconfig print",
+            "destconfig new <domain|.domain> [tls <mode>] [concurrency <n>]",
+            "destconfig edit <domain|.domain|ALL> [tls <mode>] [concurrency <n>]",
+            "destconfig delete <domain|.domain>",
+            "  mode: no, preferred, required, preferred-verify, required-verify",
+            "  concurrency: 1 to 1000 connections at once to the domain",
+            "  ALL is the default for every other domain; it cannot be deleted.",
+            "  What 'new' does not set is taken from ALL.",
+        ],
+    },
+    CommandInfo {
         name: "help",
         summary: "List the commands, or show how to use one.",
         usage: &["help", "help <command>"],
+    },
+    CommandInfo {
+        name: "listenerconfig",
+        summary: "Show or set the SMTP listeners: TLS, Recipient Access Table, limits.",
+        usage: &[
+            "listenerconfig",
+            "listenerconfig print",
+            "listenerconfig tls <no|preferred|required> [listener]",
+            "listenerconfig rcptaccess new <domain|.domain|ALL> <accept|reject> [listener]",
+            "listenerconfig rcptaccess edit <domain|.domain|ALL> <accept|reject> [listener]",
+            "listenerconfig rcptaccess delete <domain|.domain|ALL> [listener]",
+            "listenerconfig rcptaccess print [listener]",
+            "listenerconfig limits <limit> <n> [listener]",
+            "  limit: max-connections, max-connections-per-ip, max-recipients,",
+            "  max-message-size (bytes, or with a k or M suffix: 20M)",
+            "  listener: its name, needed only when there are several",
+        ],
     },
     CommandInfo {
         name: "quit",
@@ -55,11 +91,26 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: &["rollbackconfig", "rollbackconfig <generation>"],
     },
     CommandInfo {
+        name: "smtproutes",
+        summary: "Show or set the SMTP routes: the hosts that mail for a domain is sent to.",
+        usage: &[
+            "smtproutes",
+            "smtproutes print",
+            "smtproutes new <domain|.domain|ALL> <host[:port]>[,<host[:port]>...]",
+            "smtproutes edit <domain|.domain|ALL> <host[:port]>[,<host[:port]>...]",
+            "smtproutes delete <domain|.domain|ALL>",
+            "smtproutes clear",
+            "  hosts are tried in order; IPv6 addresses go in brackets: [2001:db8::1]:25;",
+            "  domains without a route are delivered to their MX hosts",
+        ],
+    },
+    CommandInfo {
         name: "sslconfig",
         summary: "Show or set the TLS protocols and ciphers of each service.",
         usage: &[
-            "sslconfig",
+            "sslconfig                (the dialog: GUI, INBOUND, OUTBOUND, OTHER_CLIENT_TLSV10, VERIFY)",
             "sslconfig print",
+            "sslconfig verify <cipher string>",
             "sslconfig <gui|inbound|outbound|other> <selection> [ciphers <string>]",
             "  selection: 1 = TLS v1.3, 2 = TLS v1.2, 3 = TLS v1.1, 4 = TLS v1.0;",
             "  one number (2), a range (1-3) or a list (1,2,3); it must be contiguous",
@@ -108,8 +159,30 @@ pub(crate) fn dispatch<C: Console>(
         "commitdetail" => commit::commitdetail(session, args),
         "rollbackconfig" => commit::rollbackconfig(session, args),
         "sslconfig" => sslconfig::sslconfig(session, args),
+        "listenerconfig" => listenerconfig::listenerconfig(session, args),
+        "smtproutes" => smtproutes::smtproutes(session, args),
+        "destconfig" => destconfig::destconfig(session, args),
         _ => Err(CommandError::Refused(unknown(name))),
     }
+}
+
+/// A command line that is not one of `command`'s forms: what is wrong, then its forms.
+fn bad_usage(command: &str, problem: &str) -> CommandError {
+    let mut text = format!("{problem}. Usage:");
+    for line in COMMANDS
+        .iter()
+        .filter(|c| c.name == command)
+        .flat_map(|c| c.usage)
+    {
+        text.push_str("\n  ");
+        text.push_str(line);
+    }
+    CommandError::Refused(text)
+}
+
+/// A setting the configuration's own rules refused, in their words.
+fn refused(e: impl std::fmt::Display) -> CommandError {
+    CommandError::Refused(format!("{e}."))
 }
 
 fn unknown(name: &str) -> String {

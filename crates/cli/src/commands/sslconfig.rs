@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use postern_config::{CipherString, Config, ProtocolRange, TlsService};
+use postern_config::tls::TLS13_CIPHER_SUITES;
+use postern_config::{CipherString, Config, ProtocolRange, TlsService, TlsVersion};
+use postern_tls::ciphers::{evaluate, for_range};
 
 use super::CommandError;
 use crate::console::Console;
@@ -14,19 +16,18 @@ pub(super) fn sslconfig<C: Console>(
 ) -> Result<(), CommandError> {
     let words: Vec<&str> = args.split_whitespace().collect();
     match words.as_slice() {
-        [] | ["print"] => {
+        [] => {
             session.refresh()?;
             let config = session.view().clone();
             print_settings(session.out(), &config)?;
-            if words.is_empty() {
-                writeln!(
-                    session.out(),
-                    "\nTo change a service: sslconfig <gui|inbound|outbound|other> <selection> \
-                     [ciphers <string>] (see 'help sslconfig')."
-                )?;
-            }
-            Ok(())
+            dialog(session)
         }
+        ["print"] => {
+            session.refresh()?;
+            let config = session.view().clone();
+            Ok(print_settings(session.out(), &config)?)
+        }
+        [verb, string] if verb.eq_ignore_ascii_case("verify") => verify(session, string),
         [service, rest @ ..] => {
             let service = TlsService::from_keyword(service).ok_or_else(|| {
                 CommandError::Refused(format!(
@@ -36,6 +37,132 @@ pub(super) fn sslconfig<C: Console>(
             set_service(session, service, rest)
         }
     }
+}
+
+const OPERATIONS: &str = "Choose the operation you want to perform:
+- GUI - Edit GUI HTTPS ssl settings.
+- INBOUND - Edit Inbound SMTP ssl settings.
+- OUTBOUND - Edit Outbound SMTP ssl settings.
+- OTHER_CLIENT_TLSV10 - Edit TLS v1.0 for other client services.
+- VERIFY - Verify and show ssl cipher list.";
+
+/// The interactive `sslconfig`: operations until an empty answer. Each finished edit is staged;
+/// a dialog cut short (end of input) changes nothing it had not finished.
+fn dialog<C: Console>(session: &mut Session<C>) -> Result<(), CommandError> {
+    loop {
+        let choice = session.ask(OPERATIONS, "")?;
+        match choice.to_ascii_uppercase().as_str() {
+            "" => return Ok(()),
+            "GUI" => edit_service(session, TlsService::GuiHttps)?,
+            "INBOUND" => edit_service(session, TlsService::InboundSmtp)?,
+            "OUTBOUND" => edit_service(session, TlsService::OutboundSmtp)?,
+            "OTHER_CLIENT_TLSV10" => other_client_tls10(session)?,
+            "VERIFY" => {
+                let current = session.view().tls.inbound_smtp.ciphers.to_string();
+                let string = session.ask("Enter the ssl cipher you want to verify.", &current)?;
+                if let Err(e) = verify(session, &string) {
+                    writeln!(session.out(), "{e}")?;
+                }
+            }
+            other => writeln!(
+                session.out(),
+                "'{other}' is not one of the operations listed."
+            )?,
+        }
+    }
+}
+
+/// The seed's dialog for one service: the method menu with the current selection as default
+/// (a non-contiguous choice is refused with its reason and asked again), then the cipher string.
+fn edit_service<C: Console>(
+    session: &mut Session<C>,
+    service: TlsService,
+) -> Result<(), CommandError> {
+    let name = match service {
+        TlsService::GuiHttps => "GUI HTTPS",
+        TlsService::InboundSmtp => "inbound SMTP",
+        _ => "outbound SMTP",
+    };
+    let current = session.view().tls.protocols(service);
+    let menu: String = TlsVersion::MENU
+        .iter()
+        .map(|v| format!("\n{}. {}", v.menu_number(), v.label()))
+        .collect();
+    let range = loop {
+        let question = format!("Enter the {name} ssl method you want to use.{menu}");
+        let answer = session.ask(&question, &current.menu_selection())?;
+        match ProtocolRange::from_selection(&answer) {
+            Ok(range) => break range,
+            Err(e) => writeln!(session.out(), "{e}.")?,
+        }
+    };
+    let current_ciphers = session
+        .view()
+        .tls
+        .service(service)
+        .map(|s| s.ciphers.to_string())
+        .unwrap_or_default();
+    let ciphers = loop {
+        let question = format!("Enter the {name} ssl cipher you want to use.");
+        let answer = session.ask(&question, &current_ciphers)?;
+        let checked = CipherString::new(&answer)
+            .map_err(|e| e.to_string())
+            .and_then(|c| for_range(&c, range).map(|_| c).map_err(|e| e.to_string()));
+        match checked {
+            Ok(ciphers) => break ciphers,
+            Err(e) => writeln!(session.out(), "{e}.")?,
+        }
+    };
+    if service != TlsService::OutboundSmtp {
+        writeln!(
+            session.out(),
+            "TLS Renegotiation for {name} is not supported by either TLS engine; it stays disabled."
+        )?;
+    }
+    session.stage(|config| {
+        config
+            .tls
+            .set_protocols(service, range)
+            .map_err(|e| CommandError::Refused(format!("{e}.")))?;
+        if let Some(settings) = config.tls.service_mut(service) {
+            settings.ciphers = ciphers;
+        }
+        Ok(())
+    })?;
+    let method = session.view().tls.protocols(service).method_token();
+    writeln!(session.out(), "{} method: {method}", service.label())?;
+    Ok(())
+}
+
+fn other_client_tls10<C: Console>(session: &mut Session<C>) -> Result<(), CommandError> {
+    let enabled = session.view().tls.other_client.tls_v1_0;
+    let state = if enabled { "enabled" } else { "disabled" };
+    let question = format!(
+        "TLS v1.0 for other TLS client services is {state}. TLS v1.0 is deprecated. \
+         Do you want to use it?"
+    );
+    let wanted = session.confirm(&question, enabled)?;
+    session.stage(|config| {
+        config.tls.other_client.tls_v1_0 = wanted;
+        Ok(())
+    })
+}
+
+/// The suites a cipher string selects, as `openssl ciphers -v` lists them, and the fixed TLS
+/// v1.3 suites.
+fn verify<C: Console>(session: &mut Session<C>, string: &str) -> Result<(), CommandError> {
+    let ciphers = CipherString::new(string).map_err(|e| CommandError::Refused(format!("{e}.")))?;
+    let suites = evaluate(&ciphers).map_err(|e| CommandError::Refused(format!("{e}.")))?;
+    let out = session.out();
+    for suite in &suites {
+        writeln!(out, "{}", suite.description)?;
+    }
+    writeln!(
+        out,
+        "TLS v1.3 (fixed, not changed by any cipher string): {}",
+        TLS13_CIPHER_SUITES.join(", ")
+    )?;
+    Ok(())
 }
 
 /// `sslconfig <service> <selection> [ciphers <string>]`.

@@ -23,6 +23,7 @@ use postern_config::SmtpListener;
 use postern_logs::SharedLog;
 use postern_tls::TlsAcceptor;
 
+use crate::first_connection_id;
 use crate::queue::Queue;
 
 /// What one listener's sessions follow; replaced as a whole on commit, and a session keeps the
@@ -79,15 +80,6 @@ impl InboundCounters {
     pub(crate) fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Connection ids grow across restarts without a store of their own: they start from the time,
-/// a hundred a second since 2020, which a service that restarts does not catch up with.
-pub(crate) fn first_connection_id() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    now.saturating_sub(1_577_836_800) * 100
 }
 
 #[cfg(test)]
