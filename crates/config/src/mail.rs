@@ -59,6 +59,26 @@ pub enum RecipientAction {
     Reject,
 }
 
+impl fmt::Display for RecipientAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Accept => "ACCEPT",
+            Self::Reject => "REJECT",
+        })
+    }
+}
+
+impl FromStr for RecipientAction {
+    type Err = MailSettingError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "accept" => Ok(Self::Accept),
+            "reject" => Ok(Self::Reject),
+            _ => Err(MailSettingError::Keyword(s.to_owned(), "accept or reject")),
+        }
+    }
+}
+
 /// Limits of one listener, each answered with a clear reply when reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenerLimits {
@@ -74,6 +94,41 @@ pub struct ListenerLimits {
     pub command_timeout: u32,
     /// Seconds to wait for message data.
     pub data_timeout: u32,
+}
+
+impl ListenerLimits {
+    /// Checks each limit against the range an appliance can honour.
+    pub fn check(&self) -> Result<(), MailSettingError> {
+        let within = |name: &'static str, value: u64, low: u64, high: u64| {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(MailSettingError::OutOfRange {
+                    name,
+                    value,
+                    low,
+                    high,
+                })
+            }
+        };
+        within("max-connections", self.max_connections.into(), 1, 100_000)?;
+        within(
+            "max-connections-per-ip",
+            self.max_connections_per_ip.into(),
+            1,
+            self.max_connections.into(),
+        )?;
+        // RFC 5321 4.5.3.1.7: at least 64k must be accepted.
+        within(
+            "max-message-size",
+            self.max_message_size,
+            64 * 1024,
+            1 << 30,
+        )?;
+        within("max-recipients", self.max_recipients.into(), 1, 100_000)?;
+        within("command-timeout", self.command_timeout.into(), 1, 3600)?;
+        within("data-timeout", self.data_timeout.into(), 1, 3600)
+    }
 }
 
 impl Default for ListenerLimits {
@@ -380,6 +435,13 @@ pub enum MailSettingError {
     RouteHost(String),
     #[error("'{0}' is not one of {1}")]
     Keyword(String, &'static str),
+    #[error("{name} must be from {low} to {high}, not {value}")]
+    OutOfRange {
+        name: &'static str,
+        value: u64,
+        low: u64,
+        high: u64,
+    },
 }
 
 #[cfg(test)]
@@ -439,7 +501,26 @@ mod tests {
     }
 
     #[test]
+    fn limits_outside_their_range_are_refused() {
+        assert_eq!(ListenerLimits::default().check(), Ok(()));
+        let mut l = ListenerLimits::default();
+        l.max_message_size = 1000;
+        assert!(matches!(
+            l.check(),
+            Err(MailSettingError::OutOfRange {
+                name: "max-message-size",
+                ..
+            })
+        ));
+        let mut l = ListenerLimits::default();
+        l.max_connections_per_ip = l.max_connections + 1;
+        assert!(l.check().is_err());
+    }
+
+    #[test]
     fn keywords_parse() {
+        assert_eq!("ACCEPT".parse(), Ok(RecipientAction::Accept));
+        assert!("maybe".parse::<RecipientAction>().is_err());
         assert_eq!("Required".parse(), Ok(ListenerTls::Required));
         assert_eq!(
             "preferred-verify".parse(),

@@ -153,6 +153,20 @@ impl Config {
                 return Err(ConfigError::NoPort(a_name.clone()));
             }
         }
+        for (name, listener) in &self.listeners.smtp {
+            listener
+                .limits
+                .check()
+                .map_err(|e| ConfigError::Mail(format!("SMTP listener {name}: {e}")))?;
+        }
+        for (domain, destination) in &self.delivery.destinations {
+            if !(1..=1000).contains(&destination.max_concurrency) {
+                return Err(ConfigError::Mail(format!(
+                    "destination {domain}: max concurrency must be from 1 to 1000, not {}",
+                    destination.max_concurrency
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -262,6 +276,8 @@ pub enum ConfigError {
     BadHostname(String),
     #[error("'{0}' is not a valid listener name: use letters, digits, '_' or '-'")]
     BadListenerName(String),
+    #[error("{0}")]
+    Mail(String),
     /// A setting that could not be read back into the model (after a merge, or from JSON).
     #[error("invalid setting: {0}")]
     Invalid(String),
