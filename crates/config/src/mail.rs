@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::is_dns_name;
+
 /// TLS on an SMTP listener, as on the reference appliance's mail flow policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ListenerTls {
@@ -159,13 +161,7 @@ impl DomainPattern {
         }
         let lower = pattern.trim_end_matches('.').to_ascii_lowercase();
         let name = lower.strip_prefix('.').unwrap_or(&lower);
-        let label_ok = |l: &str| {
-            (1..=63).contains(&l.len())
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        };
-        if name.len() <= 253 && name.split('.').all(label_ok) {
+        if is_dns_name(name) {
             Ok(Self(lower))
         } else {
             Err(MailSettingError::Domain(pattern.to_owned()))
@@ -503,8 +499,10 @@ mod tests {
     #[test]
     fn limits_outside_their_range_are_refused() {
         assert_eq!(ListenerLimits::default().check(), Ok(()));
-        let mut l = ListenerLimits::default();
-        l.max_message_size = 1000;
+        let l = ListenerLimits {
+            max_message_size: 1000,
+            ..ListenerLimits::default()
+        };
         assert!(matches!(
             l.check(),
             Err(MailSettingError::OutOfRange {
@@ -512,8 +510,10 @@ mod tests {
                 ..
             })
         ));
-        let mut l = ListenerLimits::default();
-        l.max_connections_per_ip = l.max_connections + 1;
+        let l = ListenerLimits {
+            max_connections_per_ip: ListenerLimits::default().max_connections + 1,
+            ..ListenerLimits::default()
+        };
         assert!(l.check().is_err());
     }
 

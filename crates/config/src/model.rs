@@ -179,13 +179,7 @@ pub struct Hostname(String);
 impl Hostname {
     pub fn new(name: &str) -> Result<Self, ConfigError> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        let label_ok = |l: &str| {
-            (1..=63).contains(&l.len())
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        };
-        if name.len() <= 253 && name.split('.').all(label_ok) {
+        if is_dns_name(&name) {
             Ok(Self(name))
         } else {
             Err(ConfigError::BadHostname(name))
@@ -195,6 +189,18 @@ impl Hostname {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `name` is a DNS name: dot-separated labels of 1–63 letters, digits and inner
+/// hyphens, 253 characters at most.
+pub(crate) fn is_dns_name(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    name.len() <= 253 && name.split('.').all(label_ok)
 }
 
 impl fmt::Display for Hostname {

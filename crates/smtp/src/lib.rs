@@ -27,6 +27,7 @@
 //!   mostly dead ones compacted. A full disk fails an accept with
 //!   [`QueueError::StorageFull`] (`452 4.3.1`) and loses nothing already queued.
 
+mod conn;
 pub mod inbound;
 pub mod outbound;
 pub mod queue;

@@ -3,10 +3,8 @@
 //! reaches TLS v1.0/v1.1 by the legacy engine, so that a peer that speaks only those is reached.
 
 use std::fmt;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use openssl::ssl::{Ssl, SslContext, SslMethod, SslVerifyMode};
@@ -16,7 +14,7 @@ use postern_config::{ProtocolRange, ServiceTls};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_openssl::SslStream;
 
 use crate::TlsError;
@@ -26,6 +24,7 @@ use crate::engines::{
 };
 use crate::names::rustls_suite_name;
 use crate::outcome::{Engine, FailureKind, HandshakeFailure, Negotiated};
+use crate::stream::EngineStream;
 
 /// Whether and how the peer's certificate is checked.
 #[derive(Debug, Clone)]
@@ -272,46 +271,4 @@ impl ServerCertVerifier for AnyCertificate {
 }
 
 /// A client-side TLS connection from either engine.
-#[derive(Debug)]
-pub enum ClientStream<S> {
-    Rustls(Box<tokio_rustls::client::TlsStream<S>>),
-    Legacy(Box<SslStream<S>>),
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientStream<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Rustls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Self::Legacy(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientStream<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Rustls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Self::Legacy(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Rustls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Self::Legacy(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Rustls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Self::Legacy(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+pub type ClientStream<S> = EngineStream<tokio_rustls::client::TlsStream<S>, SslStream<S>>;

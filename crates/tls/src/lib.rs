@@ -16,6 +16,7 @@
 //!   the legacy engine; [`client`]: [`TlsConnector`], offering exactly the policy's range.
 //! - [`outcome`]: [`Negotiated`] (protocol and cipher as logged) and [`HandshakeFailure`] (the
 //!   engine's `(code, 'reason')` and a [`FailureKind`]).
+//! - [`stream`]: [`EngineStream`], the connection after a handshake, whichever engine served it.
 //! - `engines`: each engine's configuration from a policy.
 
 #![deny(unsafe_code)]
@@ -29,12 +30,14 @@ pub mod names;
 pub mod outcome;
 pub mod rewind;
 pub mod server;
+pub mod stream;
 
 pub use certs::{CertificateError, Identity, KeyKind};
 pub use ciphers::CipherError;
 pub use client::{ClientStream, TlsConnector, Verification};
 pub use outcome::{Engine, FailureKind, HandshakeFailure, Negotiated};
 pub use server::{ServerStream, TlsAcceptor};
+pub use stream::EngineStream;
 
 /// Why an acceptor or connector could not be built from a policy.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,6 @@ use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use openssl::ssl::{Ssl, SslContext, SslMethod, SslOptions};
@@ -14,7 +13,7 @@ use postern_config::{ProtocolRange, ServiceTls};
 use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_openssl::SslStream;
 
 use crate::TlsError;
@@ -27,6 +26,7 @@ use crate::hello::{MAX_HELLO, Peek, peek};
 use crate::names::rustls_suite_name;
 use crate::outcome::{Engine, FailureKind, HandshakeFailure, Negotiated};
 use crate::rewind::Rewind;
+use crate::stream::EngineStream;
 
 /// How long a client has to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -285,46 +285,5 @@ impl ResolvesServerCert for ByKeyType {
 }
 
 /// A server-side TLS connection from either engine.
-#[derive(Debug)]
-pub enum ServerStream<S> {
-    Rustls(Box<tokio_rustls::server::TlsStream<Rewind<S>>>),
-    Legacy(Box<SslStream<Rewind<S>>>),
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ServerStream<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Rustls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Self::Legacy(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ServerStream<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Rustls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Self::Legacy(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Rustls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Self::Legacy(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Rustls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Self::Legacy(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+pub type ServerStream<S> =
+    EngineStream<tokio_rustls::server::TlsStream<Rewind<S>>, SslStream<Rewind<S>>>;

@@ -2,15 +2,15 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use postern_logs::MailEvent;
 use postern_smtp_proto::{Command, LineBuffer, Reply};
 use postern_tls::{Negotiated, ServerStream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::conn::Conn;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Inbound, InboundCounters, InboundPolicy};
 use crate::queue::MessageId;
@@ -40,7 +40,7 @@ pub(super) struct Transaction {
 
 /// An SMTP session on `S` (a TCP stream, or an in-memory one in tests).
 pub struct Session<S> {
-    pub(super) conn: Conn<S>,
+    pub(super) conn: Conn<S, ServerStream<S>>,
     pub(super) lines: LineBuffer,
     pub(super) out: Vec<u8>,
     pub(super) policy: Arc<InboundPolicy>,
@@ -261,54 +261,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 pub(super) enum ReadError {
     Timeout,
     Io,
-}
-
-/// The connection, in clear text or after STARTTLS.
-pub(super) enum Conn<S> {
-    Plain(S),
-    Tls(Box<ServerStream<S>>),
-    /// While the handshake owns the stream, and after it failed.
-    Gone,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Self::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Self::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Self::Gone => Poll::Ready(Ok(())),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Self::Gone => Poll::Ready(Ok(())),
-        }
-    }
 }

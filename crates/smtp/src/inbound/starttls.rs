@@ -5,7 +5,8 @@ use postern_smtp_proto::Reply;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::InboundCounters;
-use super::session::{Conn, Next, Session, SessionEnd};
+use super::session::{Next, Session, SessionEnd};
+use crate::conn::Conn;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn starttls(&mut self) -> Next {

@@ -7,8 +7,6 @@
 
 use std::fmt;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use postern_smtp_proto::{
@@ -16,7 +14,9 @@ use postern_smtp_proto::{
     ReplyParser, ReversePath,
 };
 use postern_tls::{ClientStream, HandshakeFailure, Negotiated, TlsConnector};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::conn::Conn;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// How long each step may take. [`Default`] gives the minimums of RFC 5321 4.5.3.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +117,7 @@ pub enum DataOutcome {
 
 /// An SMTP client session on `S` (a TCP stream, or an in-memory one in tests).
 pub struct ClientSession<S> {
-    conn: Conn<S>,
+    conn: Conn<S, ClientStream<S>>,
     replies: ReplyParser,
     out: Vec<u8>,
     timeouts: Timeouts,
@@ -364,55 +364,5 @@ impl fmt::Display for Step {
             Self::Rset => "RSET",
             Self::Quit => "QUIT",
         })
-    }
-}
-
-/// The connection, in clear text or after STARTTLS.
-enum Conn<S> {
-    Plain(S),
-    Tls(Box<ClientStream<S>>),
-    /// While the handshake owns the stream, and after it failed.
-    Gone,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Self::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Self::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Self::Gone => Poll::Ready(Ok(())),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Self::Gone => Poll::Ready(Ok(())),
-        }
     }
 }
