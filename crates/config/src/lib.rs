@@ -6,6 +6,7 @@
 //! - [`tls`]: the seed article's TLS rules. [`ProtocolRange`] can only hold a contiguous range of
 //!   TLS v1.0–v1.3 and is built from `sslconfig` menu selections (`1-3`, `1,2`, `2`); cipher
 //!   strings; the fixed TLS 1.3 suites.
+//! - [`certs`]: imported certificates and which one each TLS service presents.
 //! - [`users`]: administrator accounts and their argon2 password hashes.
 //! - [`mail`]: mail flow settings: listener TLS, the Recipient Access Table, limits, SMTP
 //!   routes and destination controls.
@@ -16,6 +17,7 @@
 //! - [`store`]: generations in `DATA/config`, written crash-safe, with a journal; the only I/O in
 //!   this crate.
 
+pub mod certs;
 pub mod diff;
 pub mod mail;
 pub mod model;
@@ -23,6 +25,7 @@ pub mod store;
 pub mod tls;
 pub mod users;
 
+pub use certs::{CertName, CertificateSettings, ImportedCertificate};
 pub use mail::{
     DeliverySettings, DestinationControl, DestinationTls, DomainPattern, ListenerLimits,
     ListenerTls, RecipientAction, RouteHost,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::certs::CertificateSettings;
 use crate::mail::{
     DeliverySettings, DomainPattern, ListenerLimits, ListenerTls, RecipientAction, lookup,
 };
@@ -19,6 +20,7 @@ pub struct Config {
     pub tls: TlsSettings,
     pub listeners: Listeners,
     pub delivery: DeliverySettings,
+    pub certificates: CertificateSettings,
     pub users: BTreeMap<UserName, AdminUser>,
 }
 
@@ -119,6 +121,7 @@ impl Config {
                 ngui: listeners.ngui,
             },
             delivery: DeliverySettings::factory(),
+            certificates: CertificateSettings::default(),
             users: BTreeMap::from([(UserName(Self::FIRST_ADMIN.to_owned()), admin_user)]),
         }
     }
@@ -158,6 +161,13 @@ impl Config {
                 .limits
                 .check()
                 .map_err(|e| ConfigError::Mail(format!("SMTP listener {name}: {e}")))?;
+        }
+        for (service, name) in &self.certificates.assigned {
+            if !self.certificates.imported.contains_key(name) {
+                return Err(ConfigError::Mail(format!(
+                    "{service} is assigned certificate {name}, which is not imported"
+                )));
+            }
         }
         for (domain, destination) in &self.delivery.destinations {
             if !(1..=1000).contains(&destination.max_concurrency) {

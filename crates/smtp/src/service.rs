@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postern_config::{Config, ListenerName, ListenerTls};
+use postern_config::{Config, ListenerName, ListenerTls, TlsService};
 use postern_control::{Client, ClientError};
 use postern_logs::{SharedLog, Subscription};
-use postern_tls::{Identity, KeyKind, TlsAcceptor};
+use postern_tls::{Identity, KeyKind, TlsAcceptor, identities_for};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -197,25 +197,34 @@ fn listener_addresses(config: &Config) -> Vec<(ListenerName, std::net::SocketAdd
         .collect()
 }
 
-/// The identities STARTTLS presents: the factory ECDSA and RSA certificates.
+/// The identities STARTTLS presents: the certificate assigned to Inbound SMTP, or the factory
+/// ECDSA and RSA pair.
 struct Certificates {
-    identities: Vec<Identity>,
+    factory: Vec<Identity>,
 }
 
 impl Certificates {
     fn load(dir: &Path, config: &Config) -> Result<Self, ServiceError> {
         let hostname = config.system.hostname.as_str();
-        let identities = [KeyKind::EcdsaP256, KeyKind::Rsa2048]
+        let factory = [KeyKind::EcdsaP256, KeyKind::Rsa2048]
             .into_iter()
             .map(|kind| Identity::factory(dir, hostname, kind))
             .collect::<Result<_, _>>()?;
-        Ok(Self { identities })
+        Ok(Self { factory })
     }
 
     /// Each listener's policy under `config`. A TLS policy the engine refuses (which a commit
     /// would not have let through) leaves STARTTLS unoffered, and says so.
     fn policies(&self, config: &Config, log: &SharedLog) -> Vec<(ListenerName, InboundPolicy)> {
-        let acceptor = match TlsAcceptor::new(&config.tls.inbound_smtp, &self.identities) {
+        let identities = identities_for(config, TlsService::InboundSmtp, &self.factory)
+            .unwrap_or_else(|e| {
+                log.critical(&format!(
+                    "The certificate assigned to Inbound SMTP cannot be used ({e}); presenting \
+                     the factory certificates"
+                ));
+                self.factory.clone()
+            });
+        let acceptor = match TlsAcceptor::new(&config.tls.inbound_smtp, &identities) {
             Ok(a) => Some(a),
             Err(e) => {
                 log.critical(&format!("Inbound SMTP TLS cannot be offered: {e}"));

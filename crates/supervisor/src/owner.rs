@@ -338,8 +338,17 @@ impl ConfigOwner {
 }
 
 /// The TLS rules the model cannot check alone: each service's cipher string must select a
-/// cipher for every version below TLS v1.3 it enables (the engine's evaluation decides).
+/// cipher for every version below TLS v1.3 it enables (the engine's evaluation decides), and
+/// each imported certificate must be usable (its key signs it, its chain is in order, it is in
+/// date).
 fn check_tls(config: &Config) -> Result<(), ControlError> {
+    for (name, cert) in &config.certificates.imported {
+        postern_tls::Identity::from_pem(cert.chain_pem.as_bytes(), cert.key_pem.as_bytes())
+            .map_err(|e| ControlError::Tls {
+                service: format!("Certificate {name}"),
+                reason: e.to_string(),
+            })?;
+    }
     for service in TlsService::ALL {
         if let Some(settings) = config.tls.service(service) {
             postern_tls::ciphers::for_range(&settings.ciphers, settings.protocols).map_err(

@@ -264,6 +264,11 @@ impl Identity {
         }
     }
 
+    /// When the leaf certificate expires, as OpenSSL prints it.
+    pub fn not_after(&self) -> String {
+        self.chain[0].not_after().to_string()
+    }
+
     /// The leaf's subject, one line.
     pub fn subject(&self) -> String {
         self.chain[0]
@@ -290,6 +295,22 @@ impl Identity {
 
     pub(crate) fn key(&self) -> &PKey<Private> {
         &self.key
+    }
+}
+
+/// The identities `service` presents under `config`: its assigned imported certificate, or else
+/// the `factory` pair.
+pub fn identities_for(
+    config: &postern_config::Config,
+    service: postern_config::TlsService,
+    factory: &[Identity],
+) -> Result<Vec<Identity>, CertificateError> {
+    match config.certificates.for_service(service) {
+        Some((_, cert)) => Ok(vec![Identity::from_pem(
+            cert.chain_pem.as_bytes(),
+            cert.key_pem.as_bytes(),
+        )?]),
+        None => Ok(factory.to_vec()),
     }
 }
 

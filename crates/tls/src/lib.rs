@@ -32,7 +32,7 @@ pub mod rewind;
 pub mod server;
 pub mod stream;
 
-pub use certs::{CertificateError, Identity, KeyKind};
+pub use certs::{CertificateError, Identity, KeyKind, identities_for};
 pub use ciphers::CipherError;
 pub use client::{ClientStream, TlsConnector, Verification};
 pub use outcome::{Engine, FailureKind, HandshakeFailure, Negotiated};

@@ -1,5 +1,6 @@
 //! The command table and dispatch. Each group of commands has its own module.
 
+mod certconfig;
 mod commit;
 mod destconfig;
 mod dialog;
@@ -24,6 +25,17 @@ pub struct CommandInfo {
 
 /// Every command, in the order `help` lists them.
 pub const COMMANDS: &[CommandInfo] = &[
+    CommandInfo {
+        name: "certconfig",
+        summary: "Import certificates and choose the one each TLS service presents.",
+        usage: &[
+            "certconfig print",
+            "certconfig import <name> <chain-pem-file> <key-pem-file>",
+            "certconfig paste <name>        (paste the certificate, key and chain, each ending with '.')",
+            "certconfig assign <gui|inbound|outbound> <name|factory>",
+            "certconfig delete <name>",
+        ],
+    },
     CommandInfo {
         name: "clear",
         summary: "Discard the changes of this session that are not committed.",
@@ -154,6 +166,7 @@ pub(crate) fn dispatch<C: Console>(
         "help" | "?" => help(session, args),
         "version" => status::version(session),
         "status" => status::status(session, args),
+        "certconfig" => certconfig::certconfig(session, args),
         "commit" => commit::commit(session, args),
         "clear" => commit::clear(session),
         "commitdetail" => commit::commitdetail(session, args),

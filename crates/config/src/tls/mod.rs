@@ -350,7 +350,7 @@ pub enum CipherStringError {
 }
 
 /// The services whose TLS protocols an administrator sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TlsService {
     GuiHttps,
     InboundSmtp,
