@@ -2,29 +2,26 @@
 //! `postern cli` sessions fed through stdin, each test on a fresh data directory.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use postern_logs::Subscription;
 use tempfile::TempDir;
 
-const POSTERN: &str = env!("CARGO_BIN_EXE_postern");
-const HOSTNAME: &str = "mail.example.com";
+mod common;
+
+use common::{
+    Captured, Finished, Gateway, HOSTNAME, POLL, TIMEOUT, cli, cli_c, postern, run_to_end,
+    wait_or_kill,
+};
+
 /// The CLI's prompt on `HOSTNAME`, without and with pending changes.
 const PROMPT: &str = "mail.example.com> ";
 const PENDING_PROMPT: &str = "mail.example.com (uncommitted changes)> ";
-/// How long `postern run` may take to print `postern: ready`.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long any other child may take to do what a test waits for.
-const TIMEOUT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
 
 const FACTORY_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2\n";
 const TLS13_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2tlsv1_3\n";
@@ -33,160 +30,6 @@ const TLS13_OUTBOUND: &str = "Outbound SMTP method: tlsv1_2tlsv1_3\n";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// Everything a child wrote on one pipe so far, collected by a thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<(Mutex<Vec<u8>>, Condvar)>);
-
-impl Captured {
-    fn drain(mut pipe: impl Read + Send + 'static) -> (Self, JoinHandle<()>) {
-        let captured = Self::default();
-        let shared = captured.clone();
-        let thread = thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let (bytes, changed) = &*shared.0;
-                        bytes
-                            .lock()
-                            .expect("capture lock")
-                            .extend_from_slice(&buf[..n]);
-                        changed.notify_all();
-                    }
-                }
-            }
-        });
-        (captured, thread)
-    }
-
-    fn text(&self) -> String {
-        self.slice(0, usize::MAX)
-    }
-
-    /// The output between bytes `from` and `to` (clamped to what there is).
-    fn slice(&self, from: usize, to: usize) -> String {
-        let bytes = self.0.0.lock().expect("capture lock");
-        let to = to.min(bytes.len());
-        String::from_utf8_lossy(bytes.get(from.min(to)..to).unwrap_or_default()).into_owned()
-    }
-
-    /// Waits up to `wait` for `needle` to appear at or after byte `from`; its end if it did.
-    fn find_after(&self, from: usize, needle: &str, wait: Duration) -> Option<usize> {
-        let (bytes, changed) = &*self.0;
-        let deadline = Instant::now() + wait;
-        let mut guard = bytes.lock().expect("capture lock");
-        loop {
-            let found = guard
-                .get(from..)
-                .and_then(|rest| find(rest, needle.as_bytes()))
-                .map(|i| from + i + needle.len());
-            if found.is_some() {
-                return found;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            guard = changed.wait_timeout(guard, left).expect("capture lock").0;
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Waits for `child` to exit, killing it and panicking after `TIMEOUT`.
-fn wait_or_kill(child: &mut Child, what: &str, output: impl Fn() -> String) -> ExitStatus {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what} did not exit within {TIMEOUT:?}; output so far:\n{}",
-                output()
-            );
-        }
-        thread::sleep(POLL);
-    }
-}
-
-/// A finished child process.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Finished {
-    fn ok(&self) -> bool {
-        self.status.success()
-    }
-}
-
-impl std::fmt::Debug for Finished {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `command` to completion with `stdin` as its input (within `TIMEOUT`).
-fn run_to_end(mut command: Command, stdin: &str) -> Finished {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning postern");
-    let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_owned();
-    // A child that stops reading (or exits early) must not block the test on a full pipe.
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(stdin.as_bytes());
-    });
-    let (out, out_thread) = Captured::drain(child.stdout.take().expect("stdout"));
-    let (err, err_thread) = Captured::drain(child.stderr.take().expect("stderr"));
-    let status = wait_or_kill(&mut child, &format!("{command:?}"), || {
-        format!("{}\n--- stderr ---\n{}", out.text(), err.text())
-    });
-    let _ = writer.join();
-    let _ = out_thread.join();
-    let _ = err_thread.join();
-    Finished {
-        status,
-        stdout: out.text(),
-        stderr: err.text(),
-    }
-}
-
-fn postern(args: &[&str], data: &Path) -> Command {
-    let mut command = Command::new(POSTERN);
-    command.args(args).arg("--data").arg(data);
-    command
-}
-
-/// `postern cli --data DATA` with `stdin` as its input: whether it succeeded, and its stdout.
-fn cli(data: &Path, stdin: &str) -> (bool, String) {
-    let done = run_to_end(postern(&["cli"], data), stdin);
-    (done.ok(), done.stdout)
-}
-
-/// `postern cli --data DATA -c COMMAND`.
-fn cli_c(data: &Path, command: &str) -> Finished {
-    let mut cmd = postern(&["cli"], data);
-    cmd.args(["-c", command]);
-    run_to_end(cmd, "")
-}
 
 /// What `sslconfig print` shows in a new session.
 fn sslconfig(data: &Path) -> String {
@@ -216,103 +59,6 @@ fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-/// A running `postern run`; killed (SIGKILL) when dropped.
-/// A loopback port nothing listens on right now.
-fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe");
-    probe.local_addr().expect("probe address").port()
-}
-
-struct Gateway {
-    child: Child,
-    stderr: Captured,
-    data: PathBuf,
-    /// The SMTP port given at start (the listener's, when this start made the data directory).
-    smtp: u16,
-}
-
-impl Gateway {
-    /// Starts `postern run --data DATA --hostname mail.example.com EXTRA...` and waits for
-    /// `postern: ready`.
-    fn start(data: &Path, extra: &[&str]) -> Self {
-        // Tests run in parallel: each gateway gets its own SMTP port (used on first start).
-        let smtp = free_port();
-        let mut child = postern(&["run"], data)
-            .args(["--hostname", HOSTNAME])
-            .args(["--smtp", &format!("127.0.0.1:{smtp}")])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning postern run");
-        let (stdout, _) = Captured::drain(child.stdout.take().expect("stdout"));
-        let (stderr, _) = Captured::drain(child.stderr.take().expect("stderr"));
-        let mut gateway = Self {
-            child,
-            stderr,
-            data: data.to_owned(),
-            smtp,
-        };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if stdout
-                .find_after(0, "postern: ready\n", Duration::from_millis(100))
-                .is_some()
-            {
-                return gateway;
-            }
-            if let Some(status) = gateway.child.try_wait().expect("try_wait") {
-                panic!(
-                    "postern run exited ({status}) before it was ready:\n{}{}",
-                    stdout.text(),
-                    gateway.stderr.text()
-                );
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "postern run was not ready within {READY_TIMEOUT:?}:\n{}{}",
-                    stdout.text(),
-                    gateway.stderr.text()
-                );
-            }
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        postern_control::socket_path(&self.data)
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = i32::try_from(self.child.id()).expect("pid");
-        kill(Pid::from_raw(pid), signal).expect("signalling postern run");
-    }
-
-    /// SIGKILL, as a crash would; returns once the process is gone.
-    fn crash(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("wait");
-    }
-
-    /// SIGTERM, then waits for it to exit on its own.
-    fn terminate(mut self) -> (ExitStatus, Duration) {
-        let started = Instant::now();
-        self.signal(Signal::SIGTERM);
-        let stderr = self.stderr.clone();
-        let status = wait_or_kill(&mut self.child, "postern run after SIGTERM", || {
-            stderr.text()
-        });
-        (status, started.elapsed())
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An interactive `postern cli` session: lines are sent one at a time and the test waits for

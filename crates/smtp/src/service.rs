@@ -114,12 +114,16 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
                 };
                 // A listener added, removed or moved makes the supervisor restart this service
                 // ([`needs_restart`]); everything else applies to the next connection.
+                // Delivery's policy is replaced first: mail that the new inbound policy lets in
+                // (a RAT entry committed with the route for its domain) must never be delivered
+                // with the old routes, which would bounce it. The scheduler reads the policy
+                // after it has seen the message.
+                delivery_policy.send_replace(Arc::new(delivery_policy_of(&new, &roots, &mail_log)));
                 for (name, policy) in certs.policies(&new, &mail_log) {
                     if let Some(tx) = policies.get(&name) {
                         tx.send_replace(Arc::new(policy));
                     }
                 }
-                delivery_policy.send_replace(Arc::new(delivery_policy_of(&new, &roots, &mail_log)));
             }
         }
     };

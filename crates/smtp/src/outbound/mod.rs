@@ -221,8 +221,7 @@ impl Delivery {
         let mut attempts = Attempts::default();
         let mut policy_open = true;
         while !*shutdown.borrow() {
-            let current = policy.borrow_and_update().clone();
-            self.dispatch(&current, &mut attempts);
+            self.dispatch(&mut policy, &mut attempts);
             let now = unix_now();
             let wake = match self.queue.next_due() {
                 Some(at) if at > now => Duration::from_secs(at - now),
@@ -252,20 +251,31 @@ impl Delivery {
         }
     }
 
-    /// Starts attempts for the due recipients no attempt holds, within the limits.
-    fn dispatch(self: &Arc<Self>, policy: &Arc<DeliveryPolicy>, attempts: &mut Attempts) {
+    /// Starts attempts for the due recipients no attempt holds, within the limits, with the
+    /// current policy.
+    fn dispatch(
+        self: &Arc<Self>,
+        policy: &mut watch::Receiver<Arc<DeliveryPolicy>>,
+        attempts: &mut Attempts,
+    ) {
         let max = self.options.max_connections;
         if attempts.tasks.len() >= max {
+            // Seen, so that the scheduler does not wake for it again.
+            drop(policy.borrow_and_update());
             return;
         }
         let now = unix_now();
         let mut starts: Vec<(String, Batch)> = Vec::new();
-        {
+        let policy = {
             // Held from the scan to the claims: an attempt records its outcomes before it
             // releases its recipients, so no recipient is seen here with a status gone stale
             // (a delivered one as still pending).
             let mut in_flight = self.in_flight();
             let due = self.queue.due(now, in_flight.claims.len() + SCAN);
+            // The policy is read after the scan: a message accepted under a new commit (the
+            // service replaces the delivery policy before the inbound one) is never sent with
+            // the routes of an older one.
+            let policy = policy.borrow_and_update().clone();
             for (domain, mut batch) in group_by_domain(due, now, &in_flight.recipients) {
                 let limit = policy.settings.destination(&domain).max_concurrency.max(1);
                 let running = |starts: &[(String, Batch)]| {
@@ -298,7 +308,8 @@ impl Delivery {
                     break;
                 }
             }
-        }
+            policy
+        };
         for (domain, batch) in starts {
             let claims = batch
                 .into_iter()

@@ -1,0 +1,277 @@
+//! What the integration tests share: the real `postern` binary as `postern run` (the
+//! [`Gateway`]) and as `postern cli` sessions fed through stdin.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub(crate) const POSTERN: &str = env!("CARGO_BIN_EXE_postern");
+pub(crate) const HOSTNAME: &str = "mail.example.com";
+/// How long `postern run` may take to print `postern: ready`.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long any other child may take to do what a test waits for.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const POLL: Duration = Duration::from_millis(20);
+
+/// Everything a child wrote on one pipe so far, collected by a thread.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(Arc<(Mutex<Vec<u8>>, Condvar)>);
+
+impl Captured {
+    pub(crate) fn drain(mut pipe: impl Read + Send + 'static) -> (Self, JoinHandle<()>) {
+        let captured = Self::default();
+        let shared = captured.clone();
+        let thread = thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let (bytes, changed) = &*shared.0;
+                        bytes
+                            .lock()
+                            .expect("capture lock")
+                            .extend_from_slice(&buf[..n]);
+                        changed.notify_all();
+                    }
+                }
+            }
+        });
+        (captured, thread)
+    }
+
+    pub(crate) fn text(&self) -> String {
+        self.slice(0, usize::MAX)
+    }
+
+    /// The output between bytes `from` and `to` (clamped to what there is).
+    pub(crate) fn slice(&self, from: usize, to: usize) -> String {
+        let bytes = self.0.0.lock().expect("capture lock");
+        let to = to.min(bytes.len());
+        String::from_utf8_lossy(bytes.get(from.min(to)..to).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits up to `wait` for `needle` to appear at or after byte `from`; its end if it did.
+    pub(crate) fn find_after(&self, from: usize, needle: &str, wait: Duration) -> Option<usize> {
+        let (bytes, changed) = &*self.0;
+        let deadline = Instant::now() + wait;
+        let mut guard = bytes.lock().expect("capture lock");
+        loop {
+            let found = guard
+                .get(from..)
+                .and_then(|rest| find(rest, needle.as_bytes()))
+                .map(|i| from + i + needle.len());
+            if found.is_some() {
+                return found;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            guard = changed.wait_timeout(guard, left).expect("capture lock").0;
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Waits for `child` to exit, killing it and panicking after `TIMEOUT`.
+pub(crate) fn wait_or_kill(
+    child: &mut Child,
+    what: &str,
+    output: impl Fn() -> String,
+) -> ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not exit within {TIMEOUT:?}; output so far:\n{}",
+                output()
+            );
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// A finished child process.
+pub(crate) struct Finished {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Finished {
+    pub(crate) fn ok(&self) -> bool {
+        self.status.success()
+    }
+}
+
+impl std::fmt::Debug for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `command` to completion with `stdin` as its input (within `TIMEOUT`).
+pub(crate) fn run_to_end(mut command: Command, stdin: &str) -> Finished {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning postern");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_owned();
+    // A child that stops reading (or exits early) must not block the test on a full pipe.
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let (out, out_thread) = Captured::drain(child.stdout.take().expect("stdout"));
+    let (err, err_thread) = Captured::drain(child.stderr.take().expect("stderr"));
+    let status = wait_or_kill(&mut child, &format!("{command:?}"), || {
+        format!("{}\n--- stderr ---\n{}", out.text(), err.text())
+    });
+    let _ = writer.join();
+    let _ = out_thread.join();
+    let _ = err_thread.join();
+    Finished {
+        status,
+        stdout: out.text(),
+        stderr: err.text(),
+    }
+}
+
+pub(crate) fn postern(args: &[&str], data: &Path) -> Command {
+    let mut command = Command::new(POSTERN);
+    command.args(args).arg("--data").arg(data);
+    command
+}
+
+/// `postern cli --data DATA` with `stdin` as its input: whether it succeeded, and its stdout.
+pub(crate) fn cli(data: &Path, stdin: &str) -> (bool, String) {
+    let done = run_to_end(postern(&["cli"], data), stdin);
+    (done.ok(), done.stdout)
+}
+
+/// `postern cli --data DATA -c COMMAND`.
+pub(crate) fn cli_c(data: &Path, command: &str) -> Finished {
+    let mut cmd = postern(&["cli"], data);
+    cmd.args(["-c", command]);
+    run_to_end(cmd, "")
+}
+
+/// A loopback port nothing listens on right now.
+pub(crate) fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe");
+    probe.local_addr().expect("probe address").port()
+}
+
+/// A running `postern run`; killed (SIGKILL) when dropped.
+pub(crate) struct Gateway {
+    pub(crate) child: Child,
+    pub(crate) stderr: Captured,
+    pub(crate) data: PathBuf,
+    /// The SMTP port given at start (the listener's, when this start made the data directory).
+    pub(crate) smtp: u16,
+}
+
+impl Gateway {
+    /// Starts `postern run --data DATA --hostname mail.example.com EXTRA...` and waits for
+    /// `postern: ready`.
+    pub(crate) fn start(data: &Path, extra: &[&str]) -> Self {
+        // Tests run in parallel: each gateway gets its own SMTP port (used on first start).
+        let smtp = free_port();
+        let mut child = postern(&["run"], data)
+            .args(["--hostname", HOSTNAME])
+            .args(["--smtp", &format!("127.0.0.1:{smtp}")])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning postern run");
+        let (stdout, _) = Captured::drain(child.stdout.take().expect("stdout"));
+        let (stderr, _) = Captured::drain(child.stderr.take().expect("stderr"));
+        let mut gateway = Self {
+            child,
+            stderr,
+            data: data.to_owned(),
+            smtp,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if stdout
+                .find_after(0, "postern: ready\n", Duration::from_millis(100))
+                .is_some()
+            {
+                return gateway;
+            }
+            if let Some(status) = gateway.child.try_wait().expect("try_wait") {
+                panic!(
+                    "postern run exited ({status}) before it was ready:\n{}{}",
+                    stdout.text(),
+                    gateway.stderr.text()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "postern run was not ready within {READY_TIMEOUT:?}:\n{}{}",
+                    stdout.text(),
+                    gateway.stderr.text()
+                );
+            }
+        }
+    }
+
+    pub(crate) fn socket(&self) -> PathBuf {
+        postern_control::socket_path(&self.data)
+    }
+
+    pub(crate) fn signal(&self, signal: Signal) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        kill(Pid::from_raw(pid), signal).expect("signalling postern run");
+    }
+
+    /// SIGKILL, as a crash would; returns once the process is gone.
+    pub(crate) fn crash(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+    }
+
+    /// SIGTERM, then waits for it to exit on its own.
+    pub(crate) fn terminate(mut self) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        self.signal(Signal::SIGTERM);
+        let stderr = self.stderr.clone();
+        let status = wait_or_kill(&mut self.child, "postern run after SIGTERM", || {
+            stderr.text()
+        });
+        (status, started.elapsed())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
