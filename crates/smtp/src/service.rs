@@ -109,7 +109,10 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
             next = configs.next() => {
                 let new = match next {
                     Ok(generation) => generation.config,
-                    // The supervisor is gone: stop serving rather than serve a stale policy.
+                    // The supervisor closed the subscription: it is stopping (and sends SIGTERM
+                    // to this service at the same time) or gone. Stop serving either way rather
+                    // than serve a stale policy; only a broken connection is an error.
+                    Err(ClientError::Closed) => break Ok(()),
                     Err(e) => break Err(e.into()),
                 };
                 // A listener added, removed or moved makes the supervisor restart this service
