@@ -1,5 +1,5 @@
-//! `cargo xtask bench [startup] [tls]`: measured figures of the release build, printed as a
-//! table; all of them when none is named.
+//! `cargo xtask bench [startup] [tls] [smtp]`: measured figures of the release build, printed as
+//! a table; all of them when none is named.
 //!
 //! `startup`: time from `postern run` to `postern: ready` (first start, which creates the data
 //! directory, and restart on existing data), resident memory of the supervisor and its services
@@ -10,6 +10,12 @@
 //! then `openssl s_server`, driven by the same load client on the other core, both with one
 //! ECDSA P-256 certificate), and AES-256-GCM and ChaCha20-Poly1305 throughput through a TLS 1.3
 //! connection beside `openssl speed -evp` on 16 KiB blocks.
+//!
+//! `smtp` (`bench/smtp.rs`): Postern beside a private Postfix 3.7 as relays on loopback, both
+//! durable: messages per second from `smtp-source` to `smtp-sink`, and with STARTTLS on both
+//! legs; memory per idle inbound connection.
+
+mod smtp;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -28,7 +34,7 @@ pub(crate) struct Bench {
 impl Bench {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let which: Vec<&str> = match self.which.as_slice() {
-            [] => vec!["startup", "tls"],
+            [] => vec!["startup", "tls", "smtp"],
             named => named.iter().map(String::as_str).collect(),
         };
         // Every name is checked before the first benchmark starts.
@@ -38,7 +44,8 @@ impl Bench {
                 Ok(match name {
                     "startup" => startup,
                     "tls" => tls,
-                    other => bail!("unknown benchmark '{other}'; available: startup, tls"),
+                    "smtp" => smtp::smtp,
+                    other => bail!("unknown benchmark '{other}'; available: startup, tls, smtp"),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

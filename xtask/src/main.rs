@@ -1,12 +1,20 @@
 //! `cargo xtask`: Postern's build, test and run commands as a Rust program.
 //!
-//! - `cargo xtask run [-- ARGS]`: run the appliance (host mode until the image lands).
+//! - `cargo xtask run [--host] [-- ARGS]`: run the appliance: the image in QEMU, or with
+//!   `--host` on this machine (host mode).
 //! - `cargo xtask ci`: everything CI checks: formatting, clippy, all tests.
-//! - `cargo xtask bench [startup] [tls]`: measured figures, printed as a table.
+//! - `cargo xtask image [--kernel cloud-amd64|amd64]`: the appliance disk image, assembled
+//!   offline (`target/image/`).
+//! - `cargo xtask qemu [--forward HOST:GUEST]`: boot the image with the console on this terminal.
+//! - `cargo xtask qemu-test`: boot the image and check it from outside.
+//! - `cargo xtask bench [startup] [tls] [smtp]`: measured figures, printed as a table.
 
 mod bench;
 mod ci;
 mod deps;
+mod image;
+mod qemu;
+mod qemu_test;
 mod run;
 
 use std::path::PathBuf;
@@ -24,8 +32,14 @@ fn main() -> anyhow::Result<()> {
         "run" => run::Run { args: rest }.run(&sh),
         "ci" => ci::Ci.run(&sh),
         "bench" => bench::Bench { which: rest }.run(&sh),
+        "image" => image::Image { args: rest }.run(&sh),
+        "qemu" => qemu::Qemu { args: rest }.run(&sh),
+        "qemu-test" => qemu_test::QemuTest.run(&sh),
         "" | "help" | "--help" => {
-            println!("usage: cargo xtask <run [-- ARGS] | ci | bench [startup] [tls]>");
+            println!(
+                "usage: cargo xtask <run [--host] [-- ARGS] | ci | bench [startup] [tls] [smtp] \
+                 | image [--kernel cloud-amd64|amd64] | qemu [--forward HOST:GUEST] | qemu-test>"
+            );
             Ok(())
         }
         other => bail!("unknown xtask command '{other}'; try 'cargo xtask help'"),

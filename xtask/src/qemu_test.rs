@@ -1,0 +1,393 @@
+//! `cargo xtask qemu-test`: boot the image in QEMU and check it from outside as an
+//! administrator would, printing the figures it measured.
+//!
+//! The disk is `target/image/qemu-test.qcow2`, a new overlay on `postern.qcow2` each run, so the
+//! image itself is never written (as with `snapshot=on`) while the second boot finds what the
+//! first one left on `/data`.
+//!
+//! First boot (Postern's first start makes the factory configuration and certificates):
+//! 1. Readiness: `postern: ready` on the serial console, then the SMTP `220` banner on the
+//!    forwarded port. (QEMU's user-mode network accepts a connection before the guest listens,
+//!    so only the banner says the service is up.)
+//! 2. STARTTLS on the forwarded port negotiates TLS v1.2 (the factory policy: v1.1 and v1.2),
+//!    with `openssl s_client`.
+//! 3. The console login `admin` lands in the Postern CLI; its `status detail` gives the guest's
+//!    Postern memory. Then QEMU is killed, as a power cut would.
+//!
+//! Second boot: readiness again, on the data the first left: the boot time of every later day.
+//!
+//! Both boots: the serial log has no kernel panic, oops or BUG. It is kept, both boots one after
+//! the other, in `target/image/serial.log`.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::qemu::{Boot, Forward, Serial};
+
+/// How long the guest may take from QEMU's start to `postern: ready`.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long each later step may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// What the serial log must not contain.
+const KERNEL_FAULTS: &[&str] = &["Kernel panic", "Oops", "BUG: "];
+
+#[derive(Debug)]
+pub(crate) struct QemuTest;
+
+impl QemuTest {
+    pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        crate::deps::ensure(sh, crate::deps::QEMU_TEST_PACKAGES)?;
+        let build_started = Instant::now();
+        let built = crate::image::build_if_stale(sh)?;
+        let build_time = build_started.elapsed();
+        let forwards = crate::qemu::free_forwards()?;
+        let smtp = forwards
+            .iter()
+            .find(|f| f.guest == 25)
+            .context("no SMTP forward")?
+            .host;
+        let dir = crate::image::dir();
+        let disk = dir.join("qemu-test.qcow2");
+        let image = &built.qcow2;
+        cmd!(sh, "qemu-img create -q -f qcow2 -F qcow2 -b {image} {disk}")
+            .run()
+            .context("making the test disk")?;
+        let log_path = dir.join("serial.log");
+        let mut log = fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        eprintln!(
+            "xtask: booting {} with SMTP on 127.0.0.1:{smtp}; serial log in {}",
+            disk.display(),
+            log_path.display()
+        );
+
+        writeln!(log, "=== qemu-test: first boot")?;
+        let mut vm = Vm::start(&disk, &forwards, log.try_clone()?)?;
+        let checks = first_boot(sh, &mut vm, smtp);
+        let first = vm.finish(checks, &log_path)?;
+        writeln!(log, "\n=== qemu-test: second boot")?;
+        let mut vm = Vm::start(&disk, &forwards, log.try_clone()?)?;
+        let checks = readiness(&vm, smtp);
+        let second = vm.finish(checks, &log_path)?;
+        let _ = fs::remove_file(&disk);
+
+        println!("\nqemu-test: the image booted and passed its checks");
+        println!(
+            "  {:<36}{:.1} s",
+            "build (image up to date after)",
+            build_time.as_secs_f64()
+        );
+        for (name, boot) in [("first boot", &first.0), ("second boot", &second)] {
+            println!(
+                "  {:<36}{:.1} s to `postern: ready`, {:.1} s to the SMTP 220 banner",
+                format!("QEMU start -> ({name})"),
+                boot.ready.as_secs_f64(),
+                boot.banner.as_secs_f64()
+            );
+        }
+        let checked = &first.1;
+        println!("  {:<36}{}", "STARTTLS on the forwarded port", checked.tls);
+        println!(
+            "  {:<36}{}",
+            "guest Postern memory (RSS)", checked.postern_rss
+        );
+        println!(
+            "  {:<36}{}",
+            "QEMU memory (RSS)",
+            checked
+                .qemu_rss
+                .map_or("unknown".to_owned(), crate::image::mb)
+        );
+        println!("  {:<36}none", "kernel panic/oops/BUG");
+        Ok(())
+    }
+}
+
+/// When the guest was ready, from QEMU's start.
+struct Readiness {
+    ready: Duration,
+    banner: Duration,
+}
+
+/// What the first boot's checks found.
+struct Checked {
+    tls: String,
+    postern_rss: String,
+    qemu_rss: Option<u64>,
+}
+
+/// `postern: ready` on the console, then the SMTP banner.
+fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
+    vm.wait_for("postern: ready", 0, BOOT_TIMEOUT)?;
+    let ready = vm.started.elapsed();
+    let banner_line = wait_for_banner(vm, smtp)?;
+    let banner = vm.started.elapsed();
+    eprintln!(
+        "xtask: ready after {:.1} s, banner after {:.1} s: {banner_line}",
+        ready.as_secs_f64(),
+        banner.as_secs_f64()
+    );
+    Ok(Readiness { ready, banner })
+}
+
+fn first_boot(sh: &Shell, vm: &mut Vm, smtp: u16) -> anyhow::Result<(Readiness, Checked)> {
+    let ready = readiness(vm, smtp)?;
+
+    let port = smtp.to_string();
+    let output = cmd!(
+        sh,
+        "timeout 60 openssl s_client -starttls smtp -connect 127.0.0.1:{port} -brief"
+    )
+    .stdin("QUIT\r\n")
+    .ignore_status()
+    .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let protocol = field(&text, "Protocol version:");
+    if protocol.as_deref() != Some("TLSv1.2") {
+        bail!("STARTTLS did not negotiate TLS v1.2; openssl s_client said:\n{text}");
+    }
+    let tls = format!(
+        "TLSv1.2, {}",
+        field(&text, "Ciphersuite:").unwrap_or_default()
+    );
+
+    // The console login; getty drew its prompt at boot.
+    let at = vm.wait_for("login:", 0, STEP_TIMEOUT)?;
+    vm.send("admin\n")?;
+    let at = vm.wait_for("postern> ", at, STEP_TIMEOUT)?;
+    vm.send("status detail\n")?;
+    let at = vm.wait_for("RAM Used / Total", at, STEP_TIMEOUT)?;
+    let postern_rss = vm
+        .since(0)
+        .lines()
+        .rev()
+        .find(|l| l.contains("Postern Memory (RSS)"))
+        .and_then(|l| l.split("Postern Memory (RSS)").nth(1))
+        .map(|v| v.trim().to_owned())
+        .context("`status detail` showed no Postern Memory (RSS)")?;
+    vm.send("quit\n")?;
+    vm.wait_for("login:", at, STEP_TIMEOUT)?;
+    let checked = Checked {
+        tls,
+        postern_rss,
+        qemu_rss: vm.rss(),
+    };
+    Ok((ready, checked))
+}
+
+/// Connects to the forwarded SMTP port until the guest answers with `220`; the banner line.
+fn wait_for_banner(vm: &Vm, port: u16) -> anyhow::Result<String> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let attempt = || -> std::io::Result<String> {
+            let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line)?;
+            let _ = (&stream).write_all(b"QUIT\r\n");
+            Ok(line.trim_end().to_owned())
+        };
+        match attempt() {
+            Ok(line) if line.starts_with("220") => return Ok(line),
+            Ok(line) if !line.is_empty() => bail!("the SMTP service greeted with: {line}"),
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            bail!("no SMTP banner on 127.0.0.1:{port} within {STEP_TIMEOUT:?} of `postern: ready`");
+        }
+        if vm.closed() {
+            bail!("QEMU ended while waiting for the SMTP banner");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The value after `name` on its line of `text`.
+fn field(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(name))
+        .map(|v| v.trim().to_owned())
+}
+
+/// A running QEMU with its serial console on pipes: everything it prints is kept in memory and
+/// in the serial log.
+struct Vm {
+    child: Child,
+    stdin: ChildStdin,
+    started: Instant,
+    serial: Arc<SerialBuffer>,
+    /// Copies the console to the buffer and the log until QEMU closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct SerialBuffer {
+    /// What the console printed, and whether QEMU closed it.
+    state: Mutex<(Vec<u8>, bool)>,
+    grew: Condvar,
+}
+
+impl Vm {
+    /// Starts QEMU on `disk`; what the console prints is appended to `log` too.
+    fn start(disk: &Path, forwards: &[Forward], mut log: fs::File) -> anyhow::Result<Self> {
+        let boot = Boot {
+            disk,
+            snapshot: false,
+            forwards,
+            serial: Serial::Pipe,
+        };
+        let started = Instant::now();
+        let mut child = boot
+            .command()?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting qemu-system-x86_64")?;
+        let stdin = child.stdin.take().context("QEMU's stdin")?;
+        let mut stdout = child.stdout.take().context("QEMU's stdout")?;
+        let serial = Arc::new(SerialBuffer::default());
+        let buffer = serial.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = stdout.read(&mut chunk).unwrap_or(0);
+                let _ = log.write_all(&chunk[..n]);
+                let mut state = buffer.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.0.extend_from_slice(&chunk[..n]);
+                state.1 = n == 0;
+                buffer.grew.notify_all();
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            stdin,
+            started,
+            serial,
+            reader: Some(reader),
+        })
+    }
+
+    /// Stops QEMU after `checks`; their result, unless they or the console found a fault. The
+    /// last lines of the console explain a failure.
+    fn finish<T>(&mut self, checks: anyhow::Result<T>, log: &Path) -> anyhow::Result<T> {
+        self.stop();
+        let faults = self.faults();
+        let checks = checks.and_then(|value| {
+            if faults.is_empty() {
+                Ok(value)
+            } else {
+                bail!("the console printed: {}", faults.join(", "))
+            }
+        });
+        if checks.is_err() {
+            eprintln!(
+                "\n--- last lines of the console ({}):\n{}",
+                log.display(),
+                self.tail(40)
+            );
+        }
+        checks
+    }
+
+    /// Waits until the console prints `needle` after byte `from`; the byte after it.
+    fn wait_for(&self, needle: &str, from: usize, timeout: Duration) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.serial.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let text = state.0.get(from..).unwrap_or_default();
+            if let Some(at) = text
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+            {
+                return Ok(from + at + needle.len());
+            }
+            if state.1 {
+                bail!("QEMU ended before the console printed `{needle}`");
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                bail!("the console did not print `{needle}` within {timeout:?}");
+            }
+            state = self
+                .serial
+                .grew
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Types `text` on the console.
+    fn send(&mut self, text: &str) -> anyhow::Result<()> {
+        self.stdin.write_all(text.as_bytes())?;
+        self.stdin.flush()?;
+        Ok(())
+    }
+
+    fn since(&self, from: usize) -> String {
+        let state = self.serial.state.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(state.0.get(from..).unwrap_or_default()).into_owned()
+    }
+
+    fn closed(&self) -> bool {
+        self.serial.state.lock().map(|s| s.1).unwrap_or(true)
+    }
+
+    fn tail(&self, lines: usize) -> String {
+        let text = self.since(0);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The kernel faults the console printed.
+    fn faults(&self) -> Vec<String> {
+        let text = self.since(0);
+        KERNEL_FAULTS
+            .iter()
+            .filter(|f| text.contains(*f))
+            .map(|f| (*f).to_owned())
+            .collect()
+    }
+
+    /// QEMU's resident memory in bytes.
+    fn rss(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: u64 = field(&status, "VmRSS:")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
+    /// Kills QEMU (a power cut for the guest) and waits for the last of its console.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
