@@ -1,4 +1,5 @@
-//! `cargo xtask ci`: the checks CI runs, in order, stopping at the first failure.
+//! `cargo xtask ci`: the checks CI runs, in order, stopping at the first failure: formatting,
+//! clippy, every test, then the appliance image booted in QEMU (`qemu-test`).
 
 use xshell::{Shell, cmd};
 
@@ -18,6 +19,9 @@ impl Ci {
         .run()?;
         step("tests");
         cmd!(sh, "cargo test --workspace --locked").run()?;
+        // The release build it needs takes about 5 minutes from nothing; the boots 20 s.
+        step("image: build it and boot it in QEMU (cargo xtask qemu-test)");
+        crate::qemu_test::QemuTest.run(sh)?;
         step("all checks passed");
         Ok(())
     }

@@ -82,7 +82,7 @@ impl QemuTest {
         println!("\nqemu-test: the image booted and passed its checks");
         println!(
             "  {:<36}{:.1} s",
-            "build (image up to date after)",
+            "building what was missing",
             build_time.as_secs_f64()
         );
         for (name, boot) in [("first boot", &first.0), ("second boot", &second)] {
