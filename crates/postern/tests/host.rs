@@ -16,7 +16,7 @@ mod common;
 
 use common::{
     Captured, Finished, Gateway, HOSTNAME, POLL, TIMEOUT, cli, cli_c, postern, run_to_end,
-    wait_or_kill,
+    wait_mail_log, wait_or_kill,
 };
 
 /// The CLI's prompt on `HOSTNAME`, without and with pending changes.
@@ -369,19 +369,16 @@ fn the_seed_dialog_turns_on_tls13_for_inbound_smtp() {
         assert!(Instant::now() < deadline, "smtpd still negotiates TLS v1.2");
         thread::sleep(Duration::from_millis(100));
     }
-    let log = fs::read_to_string(data.join("logs/mail_logs/mail.current")).expect("mail_logs");
-    assert!(
-        log.lines().any(|l| l.contains(" Info: ICID ")
-            && l.ends_with(" TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384")),
-        "{log}"
-    );
+    wait_mail_log(data, |l| {
+        l.contains(" Info: ICID ")
+            && l.ends_with(" TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384")
+    });
     // A client limited to TLS v1.0 is refused, and the refusal is logged with the engine's text.
     assert_eq!(
         starttls_protocol(gateway.smtp, &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"]),
         "failed"
     );
-    let log = fs::read_to_string(data.join("logs/mail_logs/mail.current")).expect("mail_logs");
-    assert!(log.contains("TLS failed: ("), "{log}");
+    wait_mail_log(data, |l| l.contains(" TLS failed: ("));
 
     // All along the SMTP service ran without a restart, and its counters reached `status`.
     thread::sleep(Duration::from_millis(2500));

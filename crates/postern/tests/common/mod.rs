@@ -180,6 +180,21 @@ pub(crate) fn cli_c(data: &Path, command: &str) -> Finished {
 }
 
 /// A loopback port nothing listens on right now.
+/// The mail_logs text once a line satisfies `wanted`: the services write their lines after the
+/// peer has seen the reply, so a test polls rather than reading once.
+pub(crate) fn wait_mail_log(data: &Path, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let log =
+            std::fs::read_to_string(data.join("logs/mail_logs/mail.current")).unwrap_or_default();
+        if log.lines().any(&wanted) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "mail_logs lacks the line: {log}");
+        thread::sleep(POLL);
+    }
+}
+
 pub(crate) fn free_port() -> u16 {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe");
     probe.local_addr().expect("probe address").port()
