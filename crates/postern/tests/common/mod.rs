@@ -179,7 +179,6 @@ pub(crate) fn cli_c(data: &Path, command: &str) -> Finished {
     run_to_end(cmd, "")
 }
 
-/// A loopback port nothing listens on right now.
 /// The mail_logs text once a line satisfies `wanted`: the services write their lines after the
 /// peer has seen the reply, so a test polls rather than reading once.
 pub(crate) fn wait_mail_log(data: &Path, wanted: impl Fn(&str) -> bool) -> String {
@@ -195,6 +194,7 @@ pub(crate) fn wait_mail_log(data: &Path, wanted: impl Fn(&str) -> bool) -> Strin
     }
 }
 
+/// A loopback port nothing listens on right now.
 pub(crate) fn free_port() -> u16 {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe");
     probe.local_addr().expect("probe address").port()
@@ -207,6 +207,9 @@ pub(crate) struct Gateway {
     pub(crate) data: PathBuf,
     /// The SMTP port given at start (the listener's, when this start made the data directory).
     pub(crate) smtp: u16,
+    /// The Classic UI and the NGUI + REST API ports given at start (likewise).
+    pub(crate) gui: u16,
+    pub(crate) ngui: u16,
 }
 
 impl Gateway {
@@ -214,10 +217,12 @@ impl Gateway {
     /// `postern: ready`.
     pub(crate) fn start(data: &Path, extra: &[&str]) -> Self {
         // Tests run in parallel: each gateway gets its own SMTP port (used on first start).
-        let smtp = free_port();
+        let (smtp, gui, ngui) = (free_port(), free_port(), free_port());
         let mut child = postern(&["run"], data)
             .args(["--hostname", HOSTNAME])
             .args(["--smtp", &format!("127.0.0.1:{smtp}")])
+            .args(["--gui", &format!("127.0.0.1:{gui}")])
+            .args(["--ngui", &format!("127.0.0.1:{ngui}")])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -231,6 +236,8 @@ impl Gateway {
             stderr,
             data: data.to_owned(),
             smtp,
+            gui,
+            ngui,
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -255,6 +262,13 @@ impl Gateway {
                 );
             }
         }
+    }
+
+    /// The admin password of a data directory this gateway made without `--admin-password-file`.
+    pub(crate) fn admin_password(&self) -> String {
+        let text = std::fs::read_to_string(self.data.join("initial-admin-password"))
+            .expect("DATA/initial-admin-password");
+        text.trim_end().to_owned()
     }
 
     pub(crate) fn socket(&self) -> PathBuf {
