@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod browser;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
