@@ -10,10 +10,13 @@
 //!   *succeeds* with Chromium's "Privacy error" interstitial (NET::ERR_CERT_AUTHORITY_INVALID).
 //! - `--ssl-version-max=tls1.2` really caps the browser: against `openssl s_server -tls1_3` the
 //!   server logs "unsupported protocol" and the load fails, without the flag it loads.
-//! - A load that fails makes `goto` return a WebDriver "unknown error" whose message carries
-//!   Chromium's code (`unknown error: net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH`,
-//!   `net::ERR_CONNECTION_REFUSED`); the URL stays the one asked for (no `chrome-error://`), and
-//!   the page shown is Chromium's error page, whose text has the code too.
+//! - A load that fails on connecting or on the TLS handshake makes `goto` return a WebDriver
+//!   "unknown error" whose message carries Chromium's code (`unknown error:
+//!   net::ERR_SSL_VERSION_OR_CIPHER_MISMATCH`, `net::ERR_CONNECTION_REFUSED`); the URL stays the
+//!   one asked for (no `chrome-error://`), and the page shown is Chromium's error page, whose
+//!   text has the code too, as has its script data (`loadTimeDataRaw.errorCode`).
+//! - A server that closes the connection without answering (`ERR_EMPTY_RESPONSE`) makes `goto`
+//!   return Ok with that error page shown: only the page tells ([`Browser::error_page`]).
 //! - A click on a disabled checkbox succeeds and changes nothing.
 //! - Chromium outlives a killed chromedriver for a moment: chromedriver runs in a process group
 //!   of its own and the whole group is killed.
@@ -168,11 +171,30 @@ pub(crate) struct Browser {
 }
 
 impl Browser {
-    /// Loads `url`; Chromium's error (`net::ERR_...`) when the load failed.
+    /// Loads `url`; Chromium's error (`net::ERR_...`) when the load failed, whether `goto`
+    /// said so or only Chromium's error page does.
     pub(crate) async fn load(&self, url: &str) -> Result<(), String> {
         self.client.goto(url).await.map_err(|e| match e {
             CmdError::Standard(wd) => wd.message.to_string(),
             other => other.to_string(),
+        })?;
+        match self.error_page().await {
+            Some(code) => Err(format!("{code} (Chromium's error page)")),
+            None => Ok(()),
+        }
+    }
+
+    /// The error code Chromium's error page shows (`net::ERR_EMPTY_RESPONSE`), if the page
+    /// shown is one: its script data carries the code.
+    pub(crate) async fn error_page(&self) -> Option<String> {
+        let script = "return (typeof loadTimeDataRaw === 'object' && loadTimeDataRaw \
+                      && loadTimeDataRaw.errorCode) || null;";
+        let code = self.client.execute(script, Vec::new()).await.ok()?;
+        let code = code.as_str()?;
+        Some(if code.starts_with("net::") {
+            code.to_owned()
+        } else {
+            format!("net::{code}")
         })
     }
 
@@ -187,9 +209,18 @@ impl Browser {
         }
     }
 
-    /// The page as a failure message shows it: URL, title and the start of its text.
+    /// The page as a failure message shows it: URL, title and the start of its text; a
+    /// screenshot of it is saved as `<name>-shown.png`.
     pub(crate) async fn describe(&self) -> String {
         let mut out = String::new();
+        let shot = artifacts().join(format!("{}-shown.png", self.name));
+        let shot = match self.client.screenshot().await {
+            Ok(png) => match std::fs::write(&shot, png) {
+                Ok(()) => shot.display().to_string(),
+                Err(e) => format!("(not saved: {e})"),
+            },
+            Err(e) => format!("(not taken: {e})"),
+        };
         let url = self.client.current_url().await.map(|u| u.to_string());
         let title = self.client.title().await;
         let text = match self.client.find(Locator::Css("body")).await {
@@ -199,7 +230,8 @@ impl Browser {
         let text: String = text.chars().take(1500).collect();
         let _ = write!(
             out,
-            "--- page shown ---\nURL: {}\ntitle: {}\ntext:\n{text}\n------------------",
+            "--- page shown ---\nURL: {}\ntitle: {}\nscreenshot: {shot}\ntext:\n{text}\n\
+             ------------------",
             url.unwrap_or_else(|e| format!("({e})")),
             title.unwrap_or_else(|e| format!("({e})"))
         );
