@@ -453,8 +453,87 @@ async fn the_commit_banner_abandon_discards_changes() {
 
     let printed = sslconfig(data);
     assert!(printed.contains(FACTORY_INBOUND), "{printed}");
+    // The last commit is still the factory one.
     let (ok, detail) = cli(data, "commitdetail\n");
     assert!(ok, "{detail}");
+    assert!(detail.contains("Generation 1: "), "{detail}");
     assert!(!detail.contains("inbound_smtp.protocols"), "{detail}");
+    browser.close().await;
+}
+
+/// A wrong password stays on the login page with `#login-error` and opens no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_shows_the_login_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway = Gateway::start(dir.path(), &[]);
+    let driver = Driver::start("wrong-password");
+    let mut browser = driver.browser("wrong-password", &[]).await;
+
+    login_page(&browser, &gateway).await;
+    browser.fill("username", "admin").await;
+    browser
+        .fill("password", &format!("{}x", gateway.admin_password()))
+        .await;
+    browser.click("login-submit").await;
+    browser.id("login-error").await;
+    browser.shot("refused").await;
+    assert!(
+        browser.shown("login-error").await,
+        "{}",
+        browser.describe().await
+    );
+    assert!(
+        browser.try_id("nav-ssl").await.is_none(),
+        "{}",
+        browser.describe().await
+    );
+    // No session: the view page sends the browser back to the login page.
+    browser.open(&gui(&gateway, "/system/ssl")).await;
+    browser.wait_path("/login").await;
+    browser.close().await;
+}
+
+/// The Verify button next to a cipher string lists the TLS v1.2 suites the string selects (the
+/// seed's VERIFY), here ECDHE with AES-GCM only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_lists_the_suites_a_cipher_string_selects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway = Gateway::start(dir.path(), &[]);
+    let driver = Driver::start("verify");
+    let mut browser = driver.browser("verify", &[]).await;
+
+    log_in(&mut browser, &gateway).await;
+    open_ssl_view(&mut browser).await;
+    open_ssl_edit(&mut browser).await;
+    browser.fill("inbound-ciphers", "ECDHE+AESGCM").await;
+    browser.click("inbound-verify").await;
+    let deadline = Instant::now() + common::TIMEOUT;
+    let result = loop {
+        let text = browser.text("inbound-verify-result").await;
+        if text.contains("ECDHE-RSA-AES128-GCM-SHA256") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "#inbound-verify-result does not list ECDHE-RSA-AES128-GCM-SHA256: {text:?}\n{}",
+            browser.describe().await
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    browser.shot("verified").await;
+    let names: Vec<&str> = result
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .collect();
+    assert!(names.contains(&"ECDHE-RSA-AES256-GCM-SHA384"), "{result}");
+    for unselected in [
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-AES128-SHA256",
+        "AES128-GCM-SHA256",
+    ] {
+        assert!(
+            !names.contains(&unselected),
+            "{unselected} is not selected by ECDHE+AESGCM: {result}"
+        );
+    }
     browser.close().await;
 }
