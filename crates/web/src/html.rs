@@ -32,6 +32,14 @@ pub(crate) struct Viewer<'a> {
 const NAV: &[(&str, &str, &str)] = &[
     ("nav-status", "/", "System Status"),
     ("nav-ssl", "/system/ssl", "SSL Configuration"),
+    ("nav-routes", "/mail/routes", "SMTP Routes"),
+    (
+        "nav-destinations",
+        "/mail/destinations",
+        "Destination Controls",
+    ),
+    ("nav-listeners", "/mail/listeners", "Listeners"),
+    ("nav-certificates", "/network/certificates", "Certificates"),
 ];
 
 /// A whole page of a logged-in user: `body` inside the frame.

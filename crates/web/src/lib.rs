@@ -7,6 +7,7 @@ mod assets;
 mod auth;
 mod classic;
 mod html;
+mod mail;
 mod openapi;
 mod serve;
 pub mod service;
