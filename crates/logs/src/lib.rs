@@ -13,6 +13,7 @@
 //! the events of `mail_logs` in the reference appliance's words.
 
 pub mod mail;
+pub mod tracking;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
