@@ -118,10 +118,15 @@ async fn answer(request: Request, owner: &Arc<ConfigOwner>) -> Response {
             config,
             user,
             comment,
+            confirm_within_secs,
         } => owner
-            .commit(base, *config, user, comment)
+            .commit(base, *config, user, comment, confirm_within_secs)
             .await
             .map(committed),
+        Request::Confirm { user } => owner
+            .confirm(user)
+            .await
+            .map(|generation| Response::Confirmed { generation }),
         Request::Rollback { generation, user } => {
             owner.rollback(generation, user).await.map(committed)
         }
@@ -155,6 +160,8 @@ fn committed(landed: Landed) -> Response {
         generation: landed.generation,
         changes: landed.changes,
         warnings: landed.warnings,
+        confirmed: landed.confirmed,
+        confirmation: landed.confirmation,
     }
 }
 

@@ -44,7 +44,13 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "commit",
         summary: "Commit the changes of this session.",
-        usage: &["commit", "commit <comment>"],
+        usage: &[
+            "commit",
+            "commit <comment>",
+            "commit confirmed <minutes> [comment]",
+            "  confirmed: rolled back automatically unless confirmed in time by a 'commit'",
+            "  (in any session; a 'commit' with no changes just confirms)",
+        ],
     },
     CommandInfo {
         name: "commitdetail",
