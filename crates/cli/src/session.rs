@@ -1,5 +1,6 @@
 //! One administrator session: its connection to the supervisor, its pending changes, and the
-//! command loop.
+//! command loop. Every line read is written to `cli_logs` (by the supervisor) with the prompt
+//! it answered; secrets only as having been entered.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -67,7 +68,7 @@ impl<C: Console> Session<C> {
         let mut all_ok = true;
         loop {
             let prompt = self.prompt();
-            let Some(line) = self.console.read_line(&prompt)? else {
+            let Some(line) = self.read_line(None, &prompt)? else {
                 break;
             };
             let line = line.trim();
@@ -85,6 +86,8 @@ impl<C: Console> Session<C> {
 
     /// Runs one command line (`-c`); returns whether it succeeded.
     pub fn run_one(&mut self, line: &str) -> io::Result<bool> {
+        let prompt = self.prompt();
+        self.audit(Some(line), &prompt);
         let ok = self.execute(line.trim())?;
         self.discard_on_exit()?;
         Ok(ok)
@@ -156,8 +159,7 @@ impl<C: Console> Session<C> {
     pub(crate) fn ask(&mut self, question: &str, default: &str) -> Result<String, CommandError> {
         writeln!(self.out(), "{question}")?;
         let answer = self
-            .console
-            .read_line(&format!("[{default}]> "))?
+            .read_line(Some(question), &format!("[{default}]> "))?
             .ok_or(CommandError::InputEnded)?;
         let answer = answer.trim();
         Ok(if answer.is_empty() {
@@ -165,6 +167,33 @@ impl<C: Console> Session<C> {
         } else {
             answer.to_owned()
         })
+    }
+
+    /// Reads one line after `prompt`; `None` at the end of input. The line goes to `cli_logs`
+    /// with the prompt, after `question` when the prompt answers one printed just before it.
+    pub(crate) fn read_line(
+        &mut self,
+        question: Option<&str>,
+        prompt: &str,
+    ) -> io::Result<Option<String>> {
+        let line = self.console.read_line(prompt)?;
+        if let Some(line) = &line {
+            match question {
+                Some(question) => self.audit(Some(line), &format!("{question}\n{prompt}")),
+                None => self.audit(Some(line), prompt),
+            }
+        }
+        Ok(line)
+    }
+
+    /// Writes to `cli_logs` that the user entered `entered` (`None`: a secret, logged only as
+    /// entered) at `prompt`. A line that cannot be written is not the command's failure: the
+    /// supervisor that would write it is gone, and the command itself says so.
+    pub(crate) fn audit(&mut self, entered: Option<&str>, prompt: &str) {
+        let pid = std::process::id();
+        let _ = self
+            .runtime
+            .block_on(self.client.cli_entered(pid, &self.user, entered, prompt));
     }
 
     /// A yes/no question.

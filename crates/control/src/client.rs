@@ -138,6 +138,26 @@ impl Client {
         self.committed(request).await
     }
 
+    /// Writes a line an administrator entered to `cli_logs` (`None`: a secret, not logged).
+    pub async fn cli_entered(
+        &mut self,
+        pid: u32,
+        user: &str,
+        entered: Option<&str>,
+        prompt: &str,
+    ) -> Result<(), ClientError> {
+        let request = Request::CliEntered {
+            pid,
+            user: user.to_owned(),
+            entered: entered.map(str::to_owned),
+            prompt: prompt.to_owned(),
+        };
+        match self.request(request).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Confirms the outstanding `commit confirmed`; answers its generation.
     pub async fn confirm(&mut self, user: &str) -> Result<u64, ClientError> {
         let request = Request::Confirm {

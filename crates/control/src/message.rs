@@ -28,6 +28,15 @@ pub enum Request {
         comment: String,
         confirm_within_secs: Option<u32>,
     },
+    /// A line an administrator entered in a CLI session, for `cli_logs`: the session's process
+    /// id, its user, what was entered (`None` for a secret, which is never sent) and the prompt
+    /// it answered.
+    CliEntered {
+        pid: u32,
+        user: String,
+        entered: Option<String>,
+        prompt: String,
+    },
     /// Confirm the outstanding `commit confirmed` without committing anything else (`commit`
     /// with no pending changes). Refused with [`ControlError::NothingToConfirm`] when none is.
     Confirm { user: String },

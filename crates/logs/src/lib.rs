@@ -10,8 +10,9 @@
 //! Each subscription is a directory under `DATA/logs` holding `<name>.current` and rotated files
 //! `<name>.@<YYYYmmddTHHMMSS>.s`, oldest removed first. [`LogFile`] appends whole lines and
 //! rotates by size; [`format_line`] is the one place the line shape is written. [`mail`] holds
-//! the events of `mail_logs` in the reference appliance's words.
+//! the events of `mail_logs` in the reference appliance's words, [`cli`] those of `cli_logs`.
 
+pub mod cli;
 pub mod mail;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Local};
 
+pub use cli::CliEvent;
 pub use mail::MailEvent;
 
 /// The log subscriptions of an appliance.

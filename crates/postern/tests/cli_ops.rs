@@ -210,3 +210,102 @@ fn a_restarted_gateway_still_rolls_back_an_unconfirmed_commit() {
     assert!(inbound_method(data).contains(FACTORY_INBOUND));
     assert!(!data.join("config/confirm-pending").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// cli_logs
+
+fn cli_logs(data: &Path) -> String {
+    std::fs::read_to_string(data.join("logs/cli_logs/cli.current")).unwrap_or_default()
+}
+
+/// The event of a line: what follows `<time> ` (the time is `Ddd Mmm dd HH:MM:SS YYYY`, 24
+/// characters, the day space-padded).
+fn event(line: &str) -> &str {
+    line.get(25..).unwrap_or_default()
+}
+
+#[test]
+fn every_line_entered_goes_to_cli_logs_and_secrets_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(
+        data,
+        "status\nsslconfig inbound 1-3\ncommit\ninbound tls13, asked for\n",
+    );
+    assert!(ok, "{out}");
+    let done = cli_c(data, "version");
+    assert!(done.ok(), "{done:?}");
+
+    // A pasted private key is a secret.
+    let cert = std::fs::read_to_string(data.join("certs/factory-ecdsa.crt")).expect("cert");
+    let key = std::fs::read_to_string(data.join("certs/factory-ecdsa.key")).expect("key");
+    let (ok, out) = cli(
+        data,
+        &format!("certconfig paste pasted\n{cert}.\n{key}.\n.\nclear\ny\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("Certificate pasted imported"), "{out}");
+
+    let log = cli_logs(data);
+    let events: Vec<&str> = log.lines().map(event).collect();
+    let entered = |what: &str, prompt: &str| {
+        events.iter().any(|e| {
+            e.starts_with("Info: PID ")
+                && e.ends_with(&format!(
+                    ": User admin entered '{what}'; prompt was '{prompt}'"
+                ))
+        })
+    };
+    assert!(entered("status", "mail.example.com> "), "{log}");
+    assert!(
+        entered("sslconfig inbound 1-3", "mail.example.com> "),
+        "{log}"
+    );
+    assert!(
+        entered("commit", "mail.example.com (uncommitted changes)> "),
+        "{log}"
+    );
+    assert!(
+        entered(
+            "inbound tls13, asked for",
+            "Please enter some comments describing your changes:\\n[]> "
+        ),
+        "{log}"
+    );
+    assert!(entered("version", "mail.example.com> "), "{log}");
+    assert!(
+        entered("certconfig paste pasted", "mail.example.com> "),
+        "{log}"
+    );
+    assert!(
+        events.iter().any(|e| e.ends_with(
+            ": User admin entered a secret, not logged; prompt was 'Paste private key in PEM \
+             format (end with a line '.'):'"
+        )),
+        "{log}"
+    );
+    for key_line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(
+            !log.contains(key_line),
+            "a line of the key is in cli_logs:\n{log}"
+        );
+    }
+    // One process id per session: the script's lines share one, `-c` has another.
+    let pid = |e: &&str| e.split(':').nth(1).map(str::trim).map(str::to_owned);
+    let script: Vec<String> = events
+        .iter()
+        .filter(|e| e.contains("entered 'status'") || e.contains("entered 'commit'"))
+        .filter_map(pid)
+        .collect();
+    assert_eq!(script.len(), 2, "{log}");
+    assert_eq!(script[0], script[1], "{log}");
+    assert!(script[0].starts_with("PID "), "{log}");
+    let version = events
+        .iter()
+        .find(|e| e.contains("entered 'version'"))
+        .and_then(pid)
+        .expect("the version line");
+    assert_ne!(version, script[0], "{log}");
+}

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use postern_config::{Config, Store};
+use postern_logs::{SharedLog, Subscription};
 use postern_tls::{Identity, KeyKind};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
@@ -113,6 +114,8 @@ impl Supervisor {
         let lock = take_lock(&run.join("supervisor.lock"), data)?;
         let log =
             SystemLog::open(data, options.echo_logs).map_err(io("open", &data.join("logs")))?;
+        let cli_log = SharedLog::open(data, Subscription::CliLogs, false)
+            .map_err(io("open", &data.join("logs")))?;
 
         let opened = Store::open(&data.join("config"), options.factory)?;
         for warning in &opened.warnings {
@@ -162,6 +165,7 @@ impl Supervisor {
         tasks.spawn(control::serve(
             listener,
             owner.clone(),
+            cli_log,
             shutdown.subscribe(),
         ));
 
