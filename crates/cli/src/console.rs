@@ -8,6 +8,11 @@ pub trait Console {
     fn read_line(&mut self, prompt: &str) -> io::Result<Option<String>>;
     /// Where command output goes.
     fn out(&mut self) -> &mut dyn Write;
+    /// Whether an administrator types at a terminal (`tail` then follows the log until
+    /// Ctrl-C); false for a script.
+    fn is_terminal(&self) -> bool {
+        false
+    }
 }
 
 /// Standard input and output. When input is not a terminal each line read is echoed after its
@@ -57,5 +62,9 @@ impl Console for StdConsole {
 
     fn out(&mut self) -> &mut dyn Write {
         &mut self.stdout
+    }
+
+    fn is_terminal(&self) -> bool {
+        !self.echo
     }
 }

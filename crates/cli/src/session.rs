@@ -3,7 +3,7 @@
 //! it answered; secrets only as having been entered.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use postern_config::{Config, Generation, UserName};
 use postern_control::{Client, ClientError};
@@ -33,6 +33,8 @@ pub struct Session<C: Console> {
     pub(crate) runtime: Runtime,
     pub(crate) client: Client,
     pub(crate) user: String,
+    /// The data directory: `tail`, `grep` and `findevent` read its logs.
+    pub(crate) data: PathBuf,
     /// The committed generation the pending changes started from (the merge base at commit).
     pub(crate) base: Generation,
     pub(crate) pending: Option<Config>,
@@ -57,6 +59,7 @@ impl<C: Console> Session<C> {
             runtime,
             client,
             user: user.to_owned(),
+            data: data.to_owned(),
             base,
             pending: None,
         })

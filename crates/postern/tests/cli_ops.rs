@@ -2,13 +2,15 @@
 //! the log commands (`tail`, `grep`, `findevent`), with the real `postern` binary as gateway
 //! and CLI, each test on a fresh data directory.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Gateway, TIMEOUT, cli, cli_c};
+use common::{Finished, Gateway, POLL, TIMEOUT, cli, cli_c, wait_mail_log};
 
 const FACTORY_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2\n";
 const TLS13_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2tlsv1_3\n";
@@ -308,4 +310,228 @@ fn every_line_entered_goes_to_cli_logs_and_secrets_do_not() {
         .and_then(pid)
         .expect("the version line");
     assert_ne!(version, script[0], "{log}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// tail, grep, findevent
+
+/// A plain SMTP client, enough to hand the gateway a message.
+struct SmtpClient {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl SmtpClient {
+    fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to smtpd");
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("read timeout");
+        let writer = stream.try_clone().expect("cloning the stream");
+        let mut client = Self {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = client.reply();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        client
+    }
+
+    fn reply(&mut self) -> String {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("reading a reply");
+            assert!(n > 0, "the server closed the connection; so far: {reply:?}");
+            reply.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    }
+
+    fn command(&mut self, line: &str) -> String {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("sending a command");
+        self.reply()
+    }
+}
+
+/// Sends one message from `sender` to `recipient` on a connection of its own; answers whether
+/// the recipient was accepted (the RAT entry may not be applied yet).
+fn send(port: u16, sender: &str, recipient: &str) -> bool {
+    let mut smtp = SmtpClient::connect(port);
+    assert!(smtp.command("EHLO client.example.net").starts_with("250"));
+    let mail = smtp.command(&format!("MAIL FROM:<{sender}>"));
+    assert!(mail.starts_with("250 "), "{mail}");
+    let rcpt = smtp.command(&format!("RCPT TO:<{recipient}>"));
+    if !rcpt.starts_with("250 ") {
+        assert!(rcpt.starts_with("550 5.7.1 "), "{rcpt}");
+        let _ = smtp.command("QUIT");
+        return false;
+    }
+    assert!(smtp.command("DATA").starts_with("354 "));
+    let queued = smtp.command(&format!(
+        "From: <{sender}>\r\nTo: <{recipient}>\r\nSubject: logs\r\n\r\nHello.\r\n."
+    ));
+    assert!(queued.starts_with("250 "), "{queued}");
+    assert!(smtp.command("QUIT").starts_with("221 "));
+    true
+}
+
+/// The MID of the last message from `sender`, from its `From:` line (earlier ones may have
+/// been refused at RCPT).
+fn mid_of(log: &str, sender: &str) -> String {
+    log.lines()
+        .rfind(|l| l.ends_with(&format!(" From: <{sender}>")))
+        .and_then(|l| l.split_once(" MID "))
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no From line for {sender}:\n{log}"))
+        .to_owned()
+}
+
+fn ok_output(data: &Path, command: &str) -> String {
+    let done: Finished = cli_c(data, command);
+    assert!(done.ok(), "{command}: {done:?}");
+    done.stdout
+}
+
+#[test]
+fn findevent_grep_and_tail_read_the_mail_that_went_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let (ok, out) = cli(
+        data,
+        "listenerconfig rcptaccess new example.test accept\ncommit rat\n",
+    );
+    assert!(ok, "{out}");
+    // smtpd applies the commit to connections after it has seen it.
+    let deadline = Instant::now() + TIMEOUT;
+    while !send(gateway.smtp, "alice@example.net", "bob@example.test") {
+        assert!(Instant::now() < deadline, "the RAT entry was not applied");
+        thread::sleep(POLL);
+    }
+    assert!(send(gateway.smtp, "carol@example.net", "dave@example.test"));
+    let log = wait_mail_log(data, |l| l.contains(" From: <carol@example.net>"));
+    let log = wait_mail_log(data, |l| {
+        l.ends_with(&format!(
+            "MID {} queued for delivery",
+            mid_of(&log, "carol@example.net")
+        ))
+    });
+    let (alice, carol) = (
+        mid_of(&log, "alice@example.net"),
+        mid_of(&log, "carol@example.net"),
+    );
+
+    // findevent: by sender, by MID, by recipient; each message with its connection's lines.
+    let by_sender = ok_output(data, "findevent -f ^alice@");
+    assert!(
+        by_sender.contains(&format!("Start MID {alice} ICID "))
+            && by_sender.contains(&format!("MID {alice} ICID "))
+            && by_sender.contains(" RID 0 To: <bob@example.test>")
+            && by_sender.contains(&format!("MID {alice} queued for delivery"))
+            && by_sender.contains("Info: New SMTP ICID "),
+        "{by_sender}"
+    );
+    assert!(
+        !by_sender.contains("carol") && !by_sender.contains("dave"),
+        "{by_sender}"
+    );
+    let icid = by_sender
+        .lines()
+        .find_map(|l| l.split_once(&format!("Start MID {alice} ICID ")))
+        .map(|(_, icid)| icid.to_owned())
+        .expect("the Start line");
+    assert!(
+        by_sender.contains(&format!("New SMTP ICID {icid} ")),
+        "{by_sender}"
+    );
+    let by_mid = ok_output(data, &format!("findevent -m {carol} mail_logs"));
+    assert!(by_mid.contains(" From: <carol@example.net>"), "{by_mid}");
+    assert!(!by_mid.contains("alice"), "{by_mid}");
+    let by_recipient = ok_output(data, "findevent -i -t '^DAVE@EXAMPLE\\.test$'");
+    assert!(
+        by_recipient.contains(" To: <dave@example.test>"),
+        "{by_recipient}"
+    );
+    assert!(!by_recipient.contains("bob@"), "{by_recipient}");
+    let none = ok_output(data, "findevent -t ^nobody@");
+    assert_eq!(none.trim_end(), "No matching message IDs were found.");
+    let (ok, out) = cli(
+        data,
+        "findevent\n2\n{carol}\n"
+            .replace("{carol}", &carol)
+            .as_str(),
+    );
+    assert!(ok && out.contains(" From: <carol@example.net>"), "{out}");
+
+    // grep: current and rotated files, case, counts, bad expressions.
+    let rotated = data.join("logs/mail_logs/mail.@20200101T000000.s");
+    std::fs::write(
+        &rotated,
+        "Wed Jan  1 00:00:00 2020 Info: MID 1 ICID 1 From: <old@example.net>\n",
+    )
+    .expect("writing a rotated file");
+    let found = ok_output(data, "grep 'From: <(carol|old)@' mail_logs");
+    let lines: Vec<&str> = found.lines().collect();
+    assert_eq!(lines.len(), 2, "{found}");
+    assert!(lines[0].ends_with("From: <old@example.net>"), "{found}");
+    assert!(lines[1].ends_with("From: <carol@example.net>"), "{found}");
+    assert_eq!(
+        ok_output(data, "grep -c -i 'from: <CAROL@' mail_logs").trim_end(),
+        "1"
+    );
+    assert_eq!(
+        ok_output(data, "grep -c 'from: <CAROL@' mail_logs").trim_end(),
+        "0"
+    );
+    assert_eq!(
+        ok_output(data, "grep -e nothing-like-this system_logs").trim_end(),
+        "No results were found."
+    );
+    let bad = cli_c(data, "grep '(' mail_logs");
+    assert!(
+        !bad.ok() && bad.stdout.contains("'(' is not a regular expression"),
+        "{bad:?}"
+    );
+    let bad = cli_c(data, "grep x no_logs");
+    assert!(
+        !bad.ok()
+            && bad.stdout.contains(
+                "'no_logs' is not a log of this appliance; the logs are cli_logs, gui_logs, \
+                 mail_logs, system_logs"
+            ),
+        "{bad:?}"
+    );
+
+    // tail: from a script it prints the last lines and returns.
+    let tail = ok_output(data, "tail cli_logs");
+    let last = tail.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with(": User admin entered 'tail cli_logs'; prompt was 'mail.example.com> '"),
+        "{tail}"
+    );
+    let tail = ok_output(data, "tail mail_logs");
+    let file =
+        std::fs::read_to_string(data.join("logs/mail_logs/mail.current")).expect("mail_logs");
+    let shown: Vec<&str> = tail.lines().collect();
+    assert!((1..=20).contains(&shown.len()), "{tail}");
+    let all: Vec<&str> = file.lines().collect();
+    assert!(
+        all.windows(shown.len()).any(|w| w == shown.as_slice()),
+        "tail shows lines that are not consecutive lines of mail_logs:\n{tail}"
+    );
+    assert!(all.len() < 20 || shown.len() == 20, "{tail}");
+    let (ok, out) = cli(data, "tail\n3\n");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Currently configured logs:\n1. \"cli_logs\" Type: \"CLI Audit Logs\"\n")
+            && out.contains("3. \"mail_logs\" Type: \"Text Mail Logs\"\n")
+            && out.contains("Enter the number of the log you wish to tail."),
+        "{out}"
+    );
+    assert!(out.contains(&format!("MID {carol} ")), "{out}");
 }

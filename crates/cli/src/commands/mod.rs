@@ -5,6 +5,7 @@ mod commit;
 mod destconfig;
 mod dialog;
 mod listenerconfig;
+mod logs;
 mod smtproutes;
 mod sslconfig;
 mod status;
@@ -77,6 +78,30 @@ pub const COMMANDS: &[CommandInfo] = &[
         ],
     },
     CommandInfo {
+        name: "findevent",
+        summary: "Find messages in mail_logs and show all their lines.",
+        usage: &[
+            "findevent                (asks what to search for)",
+            "findevent -m <MID> [mail_logs]",
+            "findevent [-i] -f <envelope sender regex> [mail_logs]",
+            "findevent [-i] -t <envelope recipient regex> [mail_logs]",
+            "  shows the lines of each matching message and of its connections (ICID, DCID);",
+            "  -i: case insensitive",
+        ],
+    },
+    CommandInfo {
+        name: "grep",
+        summary: "Show the lines of a log that match a regular expression.",
+        usage: &[
+            "grep                     (asks for the log and the expression)",
+            "grep [-i] [-c] <regex> <log>",
+            "grep [-i] [-c] -e <regex> <log>",
+            "  log: mail_logs, cli_logs, gui_logs or system_logs (current and rotated files);",
+            "  -i: case insensitive; -c: count the lines only;",
+            "  quote an expression with spaces: grep 'TLS success' mail_logs",
+        ],
+    },
+    CommandInfo {
         name: "help",
         summary: "List the commands, or show how to use one.",
         usage: &["help", "help <command>"],
@@ -140,6 +165,15 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: &["status", "status detail"],
     },
     CommandInfo {
+        name: "tail",
+        summary: "Show the last lines of a log; on a terminal, follow it until Ctrl-C.",
+        usage: &[
+            "tail                     (a numbered list of the logs)",
+            "tail <log>",
+            "  log: mail_logs, cli_logs, gui_logs or system_logs",
+        ],
+    },
+    CommandInfo {
         name: "version",
         summary: "Show the firmware version.",
         usage: &["version"],
@@ -181,6 +215,9 @@ pub(crate) fn dispatch<C: Console>(
         "listenerconfig" => listenerconfig::listenerconfig(session, args),
         "smtproutes" => smtproutes::smtproutes(session, args),
         "destconfig" => destconfig::destconfig(session, args),
+        "tail" => logs::tail(session, args),
+        "grep" => logs::grep(session, args),
+        "findevent" => logs::findevent(session, args),
         _ => Err(CommandError::Refused(unknown(name))),
     }
 }
