@@ -91,7 +91,11 @@ impl<C: Console> Session<C> {
     pub fn run_one(&mut self, line: &str) -> io::Result<bool> {
         let prompt = self.prompt();
         self.audit(Some(line), &prompt);
-        let ok = self.execute(line.trim())?;
+        let line = line.trim();
+        if matches!(line, "quit" | "exit" | "q") {
+            return Ok(true);
+        }
+        let ok = self.execute(line)?;
         self.discard_on_exit()?;
         Ok(ok)
     }

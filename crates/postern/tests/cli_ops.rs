@@ -535,3 +535,56 @@ fn findevent_grep_and_tail_read_the_mail_that_went_through() {
     );
     assert!(out.contains(&format!("MID {carol} ")), "{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Usability
+
+#[test]
+fn help_shows_every_command_s_forms_and_a_slip_names_the_command_meant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let list = ok_output(data, "help");
+    let names: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with("Type "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for expected in ["commit", "findevent", "grep", "sslconfig", "tail"] {
+        assert!(names.contains(&expected), "{list}");
+    }
+    let script: String = names.iter().map(|n| format!("help {n}\n")).collect();
+    let (ok, out) = cli(data, &script);
+    assert!(ok, "{out}");
+    for name in &names {
+        assert!(
+            out.contains(&format!("{name} - ")) && out.contains(&format!("Usage:\n  {name}")),
+            "help {name}:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("  commit confirmed <minutes> [comment]\n"),
+        "{out}"
+    );
+
+    let slip = cli_c(data, "sslconfg print");
+    assert!(!slip.ok(), "{slip:?}");
+    assert_eq!(
+        slip.stdout.trim_end(),
+        "Unknown command: 'sslconfg'. Did you mean 'sslconfig'? Type 'help' for the list."
+    );
+    let nonsense = cli_c(data, "xyzzy");
+    assert_eq!(
+        nonsense.stdout.trim_end(),
+        "Unknown command: 'xyzzy'. Type 'help' for the list of commands."
+    );
+    let help_slip = cli_c(data, "help findevnt");
+    assert!(
+        !help_slip.ok() && help_slip.stdout.contains("Did you mean 'findevent'?"),
+        "{help_slip:?}"
+    );
+    let quit = cli_c(data, "quit");
+    assert!(quit.ok() && quit.stdout.is_empty(), "{quit:?}");
+}

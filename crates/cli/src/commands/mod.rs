@@ -242,20 +242,33 @@ fn refused(e: impl std::fmt::Display) -> CommandError {
 }
 
 fn unknown(name: &str) -> String {
-    let nearest = COMMANDS
-        .iter()
-        .map(|c| {
-            (
-                strsim::levenshtein(c.name, &name.to_ascii_lowercase()),
-                c.name,
-            )
-        })
-        .min();
-    match nearest {
-        Some((distance, near)) if distance <= 3 => {
+    match nearest(name) {
+        Some(near) => {
             format!("Unknown command: '{name}'. Did you mean '{near}'? Type 'help' for the list.")
         }
-        _ => format!("Unknown command: '{name}'. Type 'help' for the list of commands."),
+        None => format!("Unknown command: '{name}'. Type 'help' for the list of commands."),
+    }
+}
+
+/// The command `name` is most likely a slip for: the one a few typing errors away (a swapped
+/// pair counts as one; about one error in three letters), or the only one it begins.
+fn nearest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    let allowed = (name.chars().count() / 3).max(1);
+    let close = COMMANDS
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(c.name, &name), c.name))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min();
+    if let Some((_, near)) = close {
+        return Some(near);
+    }
+    let mut beginning = COMMANDS
+        .iter()
+        .filter(|c| name.len() >= 3 && c.name.starts_with(&name));
+    match (beginning.next(), beginning.next()) {
+        (Some(only), None) => Some(only.name),
+        _ => None,
     }
 }
 
@@ -278,4 +291,50 @@ fn help<C: Console>(session: &mut Session<C>, args: &str) -> Result<(), CommandE
         writeln!(out, "  {line}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slip_names_the_command_meant_and_nonsense_names_none() {
+        for (typed, meant) in [
+            ("sslconfg", "sslconfig"),
+            ("comit", "commit"),
+            ("grpe", "grep"),
+            ("STATSU", "status"),
+            ("commitdetial", "commitdetail"),
+            ("listener", "listenerconfig"),
+            ("find", "findevent"),
+            ("rollback", "rollbackconfig"),
+        ] {
+            assert_eq!(nearest(typed), Some(meant), "{typed}");
+        }
+        // Too short, too far, or the beginning of two commands.
+        for typed in ["ls", "xyzzy", "reboot", "com", "c"] {
+            assert_eq!(nearest(typed), None, "{typed}");
+        }
+        assert_eq!(
+            unknown("sslconfg"),
+            "Unknown command: 'sslconfg'. Did you mean 'sslconfig'? Type 'help' for the list."
+        );
+    }
+
+    #[test]
+    fn every_command_has_a_summary_and_its_forms() {
+        let mut names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        let listed = names.clone();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names, listed, "help lists each command once, in order");
+        for c in COMMANDS {
+            assert!(!c.summary.is_empty(), "{}", c.name);
+            assert!(
+                c.usage.first().is_some_and(|u| u.starts_with(c.name)),
+                "{}: the first form is the command itself",
+                c.name
+            );
+        }
+    }
 }
