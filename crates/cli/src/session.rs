@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use postern_config::{Config, Generation, UserName};
+use postern_config::{Config, Generation, Role, UserName};
 use postern_control::{Client, ClientError};
 use tokio::runtime::Runtime;
 
@@ -149,11 +149,28 @@ impl<C: Console> Session<C> {
         Ok(())
     }
 
+    /// Refuses a change to an operator, who looks at the configuration and changes nothing.
+    pub(crate) fn may_change(&self) -> Result<(), CommandError> {
+        let role = UserName::new(&self.user)
+            .ok()
+            .and_then(|name| self.base.config.users.get(&name))
+            .map(|user| user.role);
+        match role {
+            Some(Role::Operator) => Err(CommandError::Refused(format!(
+                "{} is an operator: operators can look at the configuration and the logs, not \
+                 change them.",
+                self.user
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Applies a change to this session's configuration; it stays pending until `commit`.
     pub(crate) fn stage(
         &mut self,
         change: impl FnOnce(&mut Config) -> Result<(), CommandError>,
     ) -> Result<(), CommandError> {
+        self.may_change()?;
         self.refresh()?;
         let mut config = self.view().clone();
         change(&mut config)?;
@@ -191,6 +208,16 @@ impl<C: Console> Session<C> {
             }
         }
         Ok(line)
+    }
+
+    /// Reads a secret (a password) after `prompt`: not echoed, and in `cli_logs` only as a
+    /// secret that was entered.
+    pub(crate) fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
+        let secret = self.console.read_secret(prompt)?;
+        if secret.is_some() {
+            self.audit(None, prompt);
+        }
+        Ok(secret)
     }
 
     /// Writes to `cli_logs` that the user entered `entered` (`None`: a secret, logged only as

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Finished, Gateway, POLL, TIMEOUT, cli, cli_c, wait_mail_log};
+use common::{Finished, Gateway, POLL, TIMEOUT, cli, cli_c, postern, run_to_end, wait_mail_log};
 
 const FACTORY_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2\n";
 const TLS13_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2tlsv1_3\n";
@@ -587,4 +587,148 @@ fn help_shows_every_command_s_forms_and_a_slip_names_the_command_meant() {
     );
     let quit = cli_c(data, "quit");
     assert!(quit.ok() && quit.stdout.is_empty(), "{quit:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// userconfig and passwd
+
+/// `postern cli --user USER` with `stdin` as its input.
+fn cli_as(data: &Path, user: &str, stdin: &str) -> Finished {
+    let mut command = postern(&["cli"], data);
+    command.args(["--user", user]);
+    run_to_end(command, stdin)
+}
+
+#[test]
+fn accounts_are_added_and_deleted_and_passwords_are_neither_shown_nor_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let (ok, out) = cli(
+        data,
+        "userconfig new ops operator Night Operator\nops-secret-1\nops-secret-1\n\
+         commit ops\nuserconfig print\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("User ops (Operator) added; 'commit' applies it."),
+        "{out}"
+    );
+    assert!(
+        out.contains("Users:\n1. admin - \"Administrator\" (Administrator)\n2. ops - \"Night Operator\" (Operator)\n"),
+        "{out}"
+    );
+    let detail = ok_output(data, "commitdetail");
+    assert!(detail.contains("users.ops: added "), "{detail}");
+    assert!(!detail.contains("argon2"), "{detail}");
+
+    // The dialog, for an administrator.
+    let (ok, out) = cli(
+        data,
+        "userconfig\nnew\nlee\nLee Admin\n1\nlee-secret-1\nlee-secret-1\n\ncommit lee\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Assign a role to \"lee\":\n1. Administrator - "),
+        "{out}"
+    );
+    assert!(out.contains("User lee (Administrator) added"), "{out}");
+
+    // Refusals: passwords that differ or are short, a name taken, the account in use.
+    for (script, why) in [
+        (
+            "userconfig new x1 administrator\nx1-secret-1\nx1-secret-2\n",
+            "The passwords do not match; nothing was changed.",
+        ),
+        (
+            "userconfig new x1 operator\nshort\nshort\n",
+            "the password must have at least 8 characters",
+        ),
+        (
+            "userconfig new ops operator\n",
+            "There is already a user 'ops'.",
+        ),
+        (
+            "userconfig delete admin\n",
+            "You cannot delete the account you are using.",
+        ),
+        (
+            "userconfig new Bad! operator\n",
+            "'Bad!' is not a valid user name",
+        ),
+    ] {
+        let (ok, out) = cli(data, script);
+        assert!(!ok && out.contains(why), "{script}: {out}");
+    }
+
+    // An operator looks and changes nothing, but changes their own password.
+    let looked = cli_as(data, "ops", "sslconfig print\nsslconfig inbound 1-3\n");
+    assert!(!looked.ok(), "{looked:?}");
+    assert!(looked.stdout.contains(FACTORY_INBOUND), "{looked:?}");
+    assert!(
+        looked.stdout.contains(
+            "ops is an operator: operators can look at the configuration and the logs, not \
+             change them."
+        ),
+        "{looked:?}"
+    );
+    let changed = cli_as(
+        data,
+        "ops",
+        "passwd\nops-secret-1\nops-secret-2\nops-secret-2\n",
+    );
+    assert!(changed.ok(), "{changed:?}");
+    assert!(
+        changed.stdout.contains("Old password: \nNew password: \nPlease enter the new password again: \nPassword changed (configuration generation 4)."),
+        "{changed:?}"
+    );
+    let wrong = cli_as(data, "ops", "passwd\nops-secret-1\n");
+    assert!(
+        !wrong.ok()
+            && wrong
+                .stdout
+                .contains("The old password is not correct; the password was not changed."),
+        "{wrong:?}"
+    );
+    let right = cli_as(
+        data,
+        "ops",
+        "passwd\nops-secret-2\nops-secret-3\nops-secret-3\n",
+    );
+    assert!(
+        right.ok() && right.stdout.contains("Password changed"),
+        "{right:?}"
+    );
+    let detail = ok_output(data, "commitdetail");
+    assert!(
+        detail.contains(" by ops\nComment: passwd: ops changed their password\n")
+            && detail.contains("users.ops.password: changed"),
+        "{detail}"
+    );
+
+    // Deleted by an administrator.
+    let (ok, out) = cli(
+        data,
+        "userconfig delete ops\ncommit no more ops\nuserconfig print\n",
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains("2. ops"), "{out}");
+    let gone = cli_as(data, "ops", "status\n");
+    assert!(
+        !gone.ok() && gone.stderr.contains("there is no user 'ops'"),
+        "{gone:?}"
+    );
+
+    // No password was shown or logged.
+    let log = cli_logs(data);
+    for secret in ["ops-secret-", "lee-secret-", "x1-secret-"] {
+        assert!(!log.contains(secret), "{secret} in cli_logs:\n{log}");
+        assert!(!out.contains(secret), "{secret} shown");
+        assert!(!changed.stdout.contains(secret), "{secret} shown");
+    }
+    assert!(
+        log.contains(": User ops entered a secret, not logged; prompt was 'Old password: '"),
+        "{log}"
+    );
 }

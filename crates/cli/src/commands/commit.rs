@@ -224,6 +224,7 @@ pub(super) fn rollbackconfig<C: Console>(
                 .to_owned(),
         ));
     }
+    session.may_change()?;
     let kept = session.runtime.block_on(session.client.kept())?;
     let current = session.base.commit.generation;
     let choices: Vec<&Commit> = kept.iter().filter(|c| c.generation != current).collect();

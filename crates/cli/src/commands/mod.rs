@@ -9,6 +9,7 @@ mod logs;
 mod smtproutes;
 mod sslconfig;
 mod status;
+mod users;
 
 use postern_control::ClientError;
 
@@ -124,6 +125,11 @@ pub const COMMANDS: &[CommandInfo] = &[
         ],
     },
     CommandInfo {
+        name: "passwd",
+        summary: "Change your own password (at once, without 'commit').",
+        usage: &["passwd                   (asks for the old password, then the new one twice)"],
+    },
+    CommandInfo {
         name: "quit",
         summary: "End the session (uncommitted changes are discarded).",
         usage: &["quit", "exit"],
@@ -174,6 +180,19 @@ pub const COMMANDS: &[CommandInfo] = &[
         ],
     },
     CommandInfo {
+        name: "userconfig",
+        summary: "Show, add or delete the accounts of administrators and operators.",
+        usage: &[
+            "userconfig               (the dialog: NEW, DELETE, PASSWORD)",
+            "userconfig print",
+            "userconfig new <name> <administrator|operator> [full name]",
+            "userconfig delete <name>",
+            "userconfig password <name>",
+            "  new and password then read the password twice (not echoed, not logged);",
+            "  operators look at the configuration and the logs and change nothing",
+        ],
+    },
+    CommandInfo {
         name: "version",
         summary: "Show the firmware version.",
         usage: &["version"],
@@ -218,6 +237,8 @@ pub(crate) fn dispatch<C: Console>(
         "tail" => logs::tail(session, args),
         "grep" => logs::grep(session, args),
         "findevent" => logs::findevent(session, args),
+        "userconfig" => users::userconfig(session, args),
+        "passwd" | "password" => users::passwd(session, args),
         _ => Err(CommandError::Refused(unknown(name))),
     }
 }
