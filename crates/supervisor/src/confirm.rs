@@ -184,9 +184,12 @@ impl Record {
         if let Some(g) = self.generation {
             text.push_str(&format!("generation {g}\n"));
         }
+        // One line per field: a line break in the name would make the file unreadable.
         text.push_str(&format!(
             "user {}\ndeadline {}\nwithin {}\n",
-            self.user, self.deadline, self.within_secs
+            self.user.replace(['\n', '\r'], " "),
+            self.deadline,
+            self.within_secs
         ));
         text
     }

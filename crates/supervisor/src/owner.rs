@@ -148,6 +148,11 @@ impl ConfigOwner {
             check_tls(&config)?;
             let outstanding = this.confirmation.borrow().clone();
             let asked = match confirm_within_secs {
+                Some(0) => {
+                    return Err(ControlError::BadRequest(
+                        "a commit to confirm needs some time to be confirmed in".to_owned(),
+                    ));
+                }
                 Some(secs) => {
                     let previous = outstanding
                         .as_ref()
@@ -194,6 +199,11 @@ impl ConfigOwner {
                 }
                 None => (outstanding.as_ref().map(|c| c.generation), None),
             };
+            // The confirmation first: whoever sees the new generation sees its confirmation.
+            if confirmed.is_some() {
+                this.forget_confirmation();
+            }
+            this.confirmation.send_replace(confirmation.clone());
             let mut landed = this.landed(&store, warnings);
             if let Some(c) = &confirmation {
                 this.log.info(&format!(
@@ -207,9 +217,7 @@ impl ConfigOwner {
                 this.log.info(&format!(
                     "Commit {earlier} is confirmed by {user}'s commit {generation}"
                 ));
-                this.forget_confirmation();
             }
-            this.confirmation.send_replace(confirmation.clone());
             landed.confirmed = confirmed;
             landed.confirmation = confirmation;
             Ok(landed)
@@ -271,12 +279,15 @@ impl ConfigOwner {
                 );
                 match store.commit(old, "system", &comment) {
                     Ok(warnings) => {
+                        this.forget_confirmation();
+                        this.confirmation.send_replace(None);
                         let landed = this.landed(&store, warnings);
                         this.log.warning(&format!(
                             "Commit {} by {} was not confirmed within {within}; rolled back to \
                              generation {} as generation {}",
                             c.generation, c.user, c.previous, landed.generation
                         ));
+                        Ok(true)
                     }
                     Err(StoreError::NoChanges) => {
                         this.log.warning(&format!(
@@ -284,6 +295,9 @@ impl ConfigOwner {
                              already that of generation {}",
                             c.generation, c.previous
                         ));
+                        this.forget_confirmation();
+                        this.confirmation.send_replace(None);
+                        Ok(true)
                     }
                     Err(e) => {
                         this.log.warning(&format!(
@@ -291,12 +305,9 @@ impl ConfigOwner {
                              generation {} failed ({e}); trying again",
                             c.generation, c.previous
                         ));
-                        return Ok(false);
+                        Ok(false)
                     }
                 }
-                this.forget_confirmation();
-                this.confirmation.send_replace(None);
-                Ok(true)
             })
             .await;
         done.unwrap_or(false)
@@ -335,14 +346,17 @@ impl ConfigOwner {
             let warnings = store
                 .rollback(generation, &user)
                 .map_err(|e| this.refused(&user, e))?;
-            let mut landed = this.landed(&store, warnings);
             // Going back by hand is the administrator in control: it confirms.
-            if let Some(c) = this.confirmation.send_replace(None) {
+            let confirmed = this.confirmation.send_replace(None);
+            if confirmed.is_some() {
+                this.forget_confirmation();
+            }
+            let mut landed = this.landed(&store, warnings);
+            if let Some(c) = confirmed {
                 this.log.info(&format!(
                     "Commit {} is confirmed by {user}'s rollback to generation {generation}",
                     c.generation
                 ));
-                this.forget_confirmation();
                 landed.confirmed = Some(c.generation);
             }
             Ok(landed)
