@@ -10,9 +10,23 @@ pub(crate) const BUILD_PACKAGES: &[&str] = &["cmake", "clang", "libclang-dev"];
 /// - cmake, clang, libclang-dev: AWS-LC's libssl (the legacy TLS engine) is built with CMake and
 ///   its bindings with bindgen;
 /// - openssl: the `openssl s_client`/`s_server`/`ciphers` peers of the TLS tests;
-/// - util-linux: `mount`, for the full-disk tests on a small tmpfs.
-pub(crate) const CI_PACKAGES: &[&str] =
-    &["cmake", "clang", "libclang-dev", "openssl", "util-linux"];
+/// - util-linux: `mount`, for the full-disk tests on a small tmpfs;
+/// - curl: the web tests' TLS v1.2-limited client (`--tls-max 1.2`);
+/// - chromium, chromium-driver: the real browser of the web UI tests (`crates/postern/tests/
+///   browser.rs`), headless Chromium driven through WebDriver; the tests fail without them;
+/// - fonts-liberation: a font for the pages those tests screenshot (only recommended by chromium,
+///   and recommends are not installed).
+pub(crate) const CI_PACKAGES: &[&str] = &[
+    "cmake",
+    "clang",
+    "libclang-dev",
+    "openssl",
+    "util-linux",
+    "curl",
+    "chromium",
+    "chromium-driver",
+    "fonts-liberation",
+];
 
 /// What `cargo xtask bench smtp` needs beyond [`BUILD_PACKAGES`]:
 /// - postfix: the Postfix it is compared with, and its `smtp-source` and `smtp-sink`; installed

@@ -1,5 +1,6 @@
 //! `postern`: the one binary of the appliance. `postern run` is host mode, `postern supervisor`
-//! is what init starts in the image, `postern cli` is the administrator's CLI.
+//! is what init starts in the image, `postern cli` is the administrator's CLI; `smtpd` and
+//! `httpd` are the services the supervisor starts.
 
 use std::fs;
 use std::io::Write;
@@ -51,6 +52,11 @@ enum Command {
         #[arg(long, default_value = "/data")]
         data: PathBuf,
     },
+    /// The HTTPS service (Classic UI, NGUI, REST API); the supervisor starts it.
+    Httpd {
+        #[arg(long, default_value = "/data")]
+        data: PathBuf,
+    },
     /// The administrator's CLI, on the control socket of a running Postern.
     Cli {
         /// The data directory of the running Postern.
@@ -98,6 +104,9 @@ fn main() -> ExitCode {
         Command::Supervisor { start } => supervise(start, FactoryListeners::APPLIANCE, false),
         Command::Smtpd { data } => {
             service(|stop| async move { postern_smtp::service::run(&data, stop).await })
+        }
+        Command::Httpd { data } => {
+            service(|stop| async move { postern_web::service::run(&data, stop).await })
         }
         Command::Cli {
             data,
@@ -232,14 +241,23 @@ fn services(data: &Path) -> anyhow::Result<Vec<ServiceSpec>> {
     let program = std::env::current_exe().context("finding this program")?;
     let smtpd = ServiceSpec {
         name: postern_smtp::service::SERVICE.to_owned(),
-        program,
+        program: program.clone(),
         args: vec!["smtpd".into(), "--data".into(), data.as_os_str().to_owned()],
         readiness: Readiness::Reported,
         restart_on: postern_smtp::service::needs_restart,
         backoff: Backoff::DEFAULT,
         grace: Duration::from_secs(15),
     };
-    Ok(vec![smtpd])
+    let httpd = ServiceSpec {
+        name: postern_web::service::SERVICE.to_owned(),
+        program,
+        args: vec!["httpd".into(), "--data".into(), data.as_os_str().to_owned()],
+        readiness: Readiness::Reported,
+        restart_on: postern_web::service::needs_restart,
+        backoff: Backoff::DEFAULT,
+        grace: Duration::from_secs(10),
+    };
+    Ok(vec![smtpd, httpd])
 }
 
 /// Runs a service process: it stops on SIGTERM, and when the supervisor dies (the kernel sends

@@ -1,7 +1,9 @@
 //! What the integration tests share: the real `postern` binary as `postern run` (the
-//! [`Gateway`]) and as `postern cli` sessions fed through stdin.
+//! [`Gateway`]) and as `postern cli` sessions fed through stdin; a real browser ([`browser`]).
 
 #![allow(dead_code)]
+
+pub(crate) mod browser;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

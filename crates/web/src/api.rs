@@ -1,0 +1,250 @@
+//! The REST API under `/api/v1` (port 4431, with the NGUI): JSON in and out, a bearer token from
+//! `POST /api/v1/login`, changes staged in the token's session until `POST /api/v1/commit`.
+//! Every error is JSON: `{"error": "…"}`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{LoginError, SessionId, SessionInfo, SessionKind};
+use crate::serve::Peer;
+use crate::ssl::{SslChange, SslSettings};
+use crate::state::{CommitOutcome, Shared};
+
+pub(crate) fn router() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/config/ssl", get(get_ssl).put(put_ssl))
+        .route("/api/v1/commit", post(commit))
+        .route("/api/v1/clear", post(clear))
+        .route("/api/v1/status", get(status))
+        .fallback(not_found)
+}
+
+/// A JSON error answer.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Bearer".parse().expect("a header value"),
+            );
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::new(rejection.status(), rejection.body_text())
+    }
+}
+
+/// A request with a live API token.
+#[derive(Debug)]
+pub(crate) struct Token(pub(crate) SessionInfo);
+
+impl FromRequestParts<Shared> for Token {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "log in first: POST /api/v1/login, then send Authorization: Bearer <token>",
+                )
+            })?;
+        let id = header
+            .strip_prefix("Bearer ")
+            .and_then(|t| SessionId::parse(t.trim()))
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "the token is malformed"))?;
+        state
+            .sessions
+            .touch(&id, SessionKind::Api)
+            .map(Token)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the token is not valid (logged out or idle too long); log in again",
+                )
+            })
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see /api/v1/openapi.json",
+    )
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    body: Result<Json<Credentials>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(credentials) = body?;
+    let config = state.committed().config.clone();
+    match state
+        .logins
+        .check(
+            &config,
+            &credentials.username,
+            &credentials.password,
+            peer.0.ip(),
+        )
+        .await
+    {
+        Ok(user) => {
+            let session = state.sessions.create(&user, SessionKind::Api);
+            state.log.info(&format!(
+                "The user {user} successfully logged on from {} using the REST API.",
+                peer.0.ip()
+            ));
+            Ok(Json(json!({ "token": session.id.as_str(), "user": user })))
+        }
+        Err(e) => {
+            state.log.info(&format!(
+                "An authentication attempt by the user {} from {} failed: {e}",
+                credentials.username.escape_debug(),
+                peer.0.ip()
+            ));
+            let status = match e {
+                LoginError::BadCredentials => StatusCode::UNAUTHORIZED,
+                LoginError::LockedOut { .. } => StatusCode::FORBIDDEN,
+                LoginError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            Err(ApiError::new(status, e.to_string()))
+        }
+    }
+}
+
+async fn logout(State(state): State<Shared>, Token(session): Token) -> StatusCode {
+    state.sessions.remove(&session.id);
+    state.log.info(&format!(
+        "The user {} logged out of the REST API.",
+        session.user
+    ));
+    StatusCode::NO_CONTENT
+}
+
+/// The SSL settings as the token's session sees them (its pending changes, if any).
+fn ssl_answer(state: &Shared, session: &SessionInfo) -> Json<serde_json::Value> {
+    let config = state.view(&session.id);
+    let pending = state.sessions.pending(&session.id).is_some();
+    Json(json!({
+        "settings": SslSettings::of(&config),
+        "pending": pending,
+        "committed_generation": state.committed().commit.generation,
+    }))
+}
+
+async fn get_ssl(State(state): State<Shared>, Token(session): Token) -> Json<serde_json::Value> {
+    ssl_answer(&state, &session)
+}
+
+async fn put_ssl(
+    State(state): State<Shared>,
+    Token(session): Token,
+    body: Result<Json<SslChange>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(change) = body?;
+    state
+        .stage(&session.id, |config| change.apply(config))
+        .map_err(|refusal| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.0))?;
+    state.log.info(&format!(
+        "The user {} changed the SSL Configuration through the REST API (pending until committed).",
+        session.user
+    ));
+    Ok(ssl_answer(&state, &session))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitRequest {
+    #[serde(default)]
+    comment: String,
+}
+
+async fn commit(
+    State(state): State<Shared>,
+    Token(session): Token,
+    body: Option<Json<CommitRequest>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let comment = body.map(|Json(b)| b.comment).unwrap_or_default();
+    let outcome = state
+        .commit(&session.id, &session.user, &comment)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    match outcome {
+        CommitOutcome::Committed { generation } => Ok(Json(json!({ "generation": generation }))),
+        CommitOutcome::NothingPending => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "there are no changes to commit",
+        )),
+        CommitOutcome::Refused(reason) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("the changes were not committed: {reason}; they are still pending"),
+        )),
+    }
+}
+
+async fn clear(State(state): State<Shared>, Token(session): Token) -> Json<serde_json::Value> {
+    state.sessions.set_pending(&session.id, None);
+    Json(json!({ "pending": false }))
+}
+
+async fn status(
+    State(state): State<Shared>,
+    Token(_session): Token,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let status = state
+        .control
+        .lock()
+        .await
+        .status()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    serde_json::to_value(&status)
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}

@@ -1,0 +1,328 @@
+//! The Classic UI (port 443 in the image, 8443 on a host): login, System Status, SSL
+//! Configuration and the commit/abandon of pending changes. Every page but the login page needs
+//! a session cookie; every form that changes something carries the session's CSRF token.
+
+mod ssl;
+
+use axum::Router;
+use axum::extract::{Extension, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::auth::{SessionId, SessionInfo, SessionKind, same_secret};
+use crate::html::{Viewer, bare_page, escape, page};
+use crate::serve::Peer;
+use crate::state::{CommitOutcome, Shared};
+
+/// The session cookie of the Classic UI.
+const COOKIE: &str = "postern_session";
+
+pub(crate) fn router() -> Router<Shared> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/", get(status_page))
+        .route("/commit", get(commit_page).post(commit))
+        .route("/clear", post(clear))
+        .route("/system/ssl", get(ssl::view))
+        .route("/system/ssl/edit", get(ssl::edit).post(ssl::submit))
+        .route("/system/ssl/verify", get(ssl::verify))
+}
+
+/// A request from a logged-in browser. Without a live session, a page request is sent to the
+/// login page.
+#[derive(Debug)]
+pub(crate) struct Browser(pub(crate) SessionInfo);
+
+impl FromRequestParts<Shared> for Browser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        cookie(&parts.headers)
+            .and_then(|id| state.sessions.touch(&id, SessionKind::Browser))
+            .map(Browser)
+            .ok_or_else(|| Redirect::to("/login").into_response())
+    }
+}
+
+impl Browser {
+    fn viewer<'a>(&'a self, hostname: &'a str) -> Viewer<'a> {
+        Viewer {
+            user: &self.0.user,
+            hostname,
+            csrf: &self.0.csrf,
+            has_pending: self.0.has_pending,
+        }
+    }
+
+    /// The refusal of a state-changing form without this session's CSRF token.
+    fn csrf_refusal(&self, fields: &[(String, String)]) -> Option<Response> {
+        let sent = fields.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v);
+        match sent {
+            Some(token) if same_secret(token, &self.0.csrf) => None,
+            _ => Some((
+                StatusCode::FORBIDDEN,
+                Html(bare_page(
+                    "Request refused",
+                    "<p id=\"form-error\" class=\"error\">The form was not sent by this session \
+                     (missing or wrong CSRF token). Reload the page and try again.</p>",
+                )),
+            )
+                .into_response()),
+        }
+    }
+}
+
+/// The session id in the request's `Cookie` header.
+fn cookie(headers: &HeaderMap) -> Option<SessionId> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .and_then(|(_, value)| SessionId::parse(value))
+}
+
+fn set_cookie(value: &str, max_age: Option<u64>) -> HeaderValue {
+    let age = max_age.map_or(String::new(), |s| format!("; Max-Age={s}"));
+    let text = format!("{COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn login_form(error: Option<&str>) -> String {
+    let error = error.map_or(String::new(), |e| {
+        format!(r#"<p id="login-error" class="error">{}</p>"#, escape(e))
+    });
+    bare_page(
+        "Log In",
+        &format!(
+            r#"{error}<form id="login" method="post" action="/login">
+<label for="username">Username</label><input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">Passphrase</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button id="login-submit" type="submit">Login</button></form>"#
+        ),
+    )
+}
+
+async fn login_page() -> Html<String> {
+    Html(login_form(None))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<Shared>,
+    Extension(peer): Extension<Peer>,
+    form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(axum::Form(form)) = form else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(login_form(Some("Enter a user name and a passphrase."))),
+        )
+            .into_response();
+    };
+    let config = state.committed().config.clone();
+    match state
+        .logins
+        .check(&config, &form.username, &form.password, peer.0.ip())
+        .await
+    {
+        Ok(user) => {
+            let session = state.sessions.create(&user, SessionKind::Browser);
+            state.log.info(&format!(
+                "The user {user} successfully logged on from {} using an HTTPS connection.",
+                peer.0.ip()
+            ));
+            let mut response = Redirect::to("/").into_response();
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, set_cookie(session.id.as_str(), None));
+            response
+        }
+        Err(e) => {
+            state.log.info(&format!(
+                "An authentication attempt by the user {} from {} failed: {e}",
+                form.username.escape_debug(),
+                peer.0.ip()
+            ));
+            (
+                StatusCode::UNAUTHORIZED,
+                Html(login_form(Some(&e.to_string()))),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn logout(
+    State(state): State<Shared>,
+    browser: Browser,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    if let Some(refused) = browser.csrf_refusal(&fields) {
+        return refused;
+    }
+    state.sessions.remove(&browser.0.id);
+    state
+        .log
+        .info(&format!("The user {} logged out.", browser.0.user));
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, set_cookie("", Some(0)));
+    response
+}
+
+/// System Status: uptime, services, gauges and counters, as the CLI's `status`.
+async fn status_page(State(state): State<Shared>, browser: Browser) -> Response {
+    let committed = state.committed();
+    let hostname = committed.config.system.hostname.to_string();
+    let status = state.control.lock().await.status().await;
+    let body = match status {
+        Ok(status) => {
+            let mut rows = String::new();
+            rows.push_str(&row("Firmware", &status.firmware));
+            rows.push_str(&row("Host name", &status.hostname));
+            rows.push_str(&row(
+                "Up since",
+                &postern_logs::format_unix_time(status.up_since),
+            ));
+            rows.push_str(&row(
+                "Configuration generation",
+                &status.generation.to_string(),
+            ));
+            for service in &status.services {
+                rows.push_str(&row(
+                    &format!("Service {}", service.name),
+                    &format!("{:?}, {} restarts", service.state, service.restarts),
+                ));
+            }
+            let mut counters = String::new();
+            for (name, value) in &status.counters {
+                counters.push_str(&row(name, &value.to_string()));
+            }
+            format!(
+                r#"<table id="system-status">{rows}</table><h2>Counters</h2><table id="counters">{counters}</table>"#
+            )
+        }
+        Err(e) => format!(
+            r#"<p class="error">The status could not be read: {}</p>"#,
+            escape(&e.to_string())
+        ),
+    };
+    Html(page("System Status", &browser.viewer(&hostname), &body)).into_response()
+}
+
+fn row(name: &str, value: &str) -> String {
+    format!(
+        "<tr><th>{}</th><td>{}</td></tr>",
+        escape(name),
+        escape(value)
+    )
+}
+
+fn commit_form(error: Option<&str>, csrf: &str) -> String {
+    let error = error.map_or(String::new(), |e| {
+        format!(r#"<p id="form-error" class="error">{}</p>"#, escape(e))
+    });
+    format!(
+        r#"{error}<form id="commit-form" method="post" action="/commit">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="commit-comment">Comment (optional)</label>
+<textarea id="commit-comment" name="comment" rows="3"></textarea>
+<button id="commit-submit" type="submit">Commit Changes</button>
+<a href="/system/ssl" class="button">Cancel</a></form>"#,
+        csrf = escape(csrf)
+    )
+}
+
+async fn commit_page(State(state): State<Shared>, browser: Browser) -> Response {
+    let hostname = state.committed().config.system.hostname.to_string();
+    let body = if browser.0.has_pending {
+        commit_form(None, &browser.0.csrf)
+    } else {
+        r#"<p id="notice">There are no uncommitted changes.</p>"#.to_owned()
+    };
+    Html(page(
+        "Uncommitted Changes",
+        &browser.viewer(&hostname),
+        &body,
+    ))
+    .into_response()
+}
+
+async fn commit(
+    State(state): State<Shared>,
+    browser: Browser,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    if let Some(refused) = browser.csrf_refusal(&fields) {
+        return refused;
+    }
+    let comment = fields
+        .iter()
+        .find(|(k, _)| k == "comment")
+        .map_or("", |(_, v)| v.trim());
+    let outcome = state.commit(&browser.0.id, &browser.0.user, comment).await;
+    let hostname = state.committed().config.system.hostname.to_string();
+    let error = match outcome {
+        Ok(CommitOutcome::Committed { generation }) => {
+            return Redirect::to(&format!("/system/ssl?committed={generation}")).into_response();
+        }
+        Ok(CommitOutcome::NothingPending) => return Redirect::to("/system/ssl").into_response(),
+        Ok(CommitOutcome::Refused(reason)) => {
+            format!("The changes were not committed: {reason}. They are still pending.")
+        }
+        Err(e) => format!("The changes were not committed: {e}. They are still pending."),
+    };
+    let body = commit_form(Some(&error), &browser.0.csrf);
+    (
+        StatusCode::CONFLICT,
+        Html(page(
+            "Uncommitted Changes",
+            &browser.viewer(&hostname),
+            &body,
+        )),
+    )
+        .into_response()
+}
+
+async fn clear(
+    State(state): State<Shared>,
+    browser: Browser,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    if let Some(refused) = browser.csrf_refusal(&fields) {
+        return refused;
+    }
+    state.sessions.set_pending(&browser.0.id, None);
+    Redirect::to("/system/ssl").into_response()
+}
+
+/// `?committed=N` on the page a commit leads to.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Notice {
+    committed: Option<u64>,
+}
+
+impl Notice {
+    fn html(&self) -> String {
+        self.committed.map_or(String::new(), |g| {
+            format!(
+                r#"<p id="notice" class="notice">Your changes have been committed (configuration generation {g}).</p>"#
+            )
+        })
+    }
+}
+
+pub(crate) type NoticeQuery = Query<Notice>;

@@ -1,0 +1,158 @@
+//! The OpenAPI 3.1 description of the REST API, served at `/api/v1/openapi.json`. The
+//! integration tests call every operation listed here and check that each one exists.
+
+use serde_json::{Value, json};
+
+/// The document.
+pub fn document() -> Value {
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let errors = |codes: &[&str]| -> Value {
+        codes
+            .iter()
+            .map(|c| ((*c).to_owned(), json!({ "description": describe(c), "content": { "application/json": { "schema": error } } })))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let with = |mut base: Value, extra: Value| {
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        base
+    };
+    let secured = json!([{ "bearer": [] }]);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Postern REST API",
+            "version": "1",
+            "description": "Administer a Postern gateway. Log in for a token, send it as \
+                `Authorization: Bearer <token>`. Changes are staged in the token's session until \
+                committed, as in the CLI and the web UI."
+        },
+        "servers": [{ "url": "/" }],
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object", "required": ["error"],
+                    "properties": { "error": { "type": "string" } }
+                },
+                "Protocols": {
+                    "type": "array",
+                    "items": { "type": "string", "enum": ["tlsv1_0", "tlsv1_1", "tlsv1_2", "tlsv1_3"] },
+                    "description": "Enabled TLS versions; they must form one contiguous range."
+                },
+                "ServiceSettings": {
+                    "type": "object",
+                    "properties": {
+                        "protocols": { "$ref": "#/components/schemas/Protocols" },
+                        "method": { "type": "string", "examples": ["tlsv1_1tlsv1_2"] },
+                        "ciphers": { "type": "string", "description": "OpenSSL cipher string for TLS v1.2 and older." }
+                    }
+                },
+                "SslSettings": {
+                    "type": "object",
+                    "properties": {
+                        "gui_https": { "$ref": "#/components/schemas/ServiceSettings" },
+                        "inbound_smtp": { "$ref": "#/components/schemas/ServiceSettings" },
+                        "outbound_smtp": { "$ref": "#/components/schemas/ServiceSettings" },
+                        "other_client": {
+                            "type": "object",
+                            "properties": {
+                                "tls_v1_0": { "type": "boolean" },
+                                "protocols": { "$ref": "#/components/schemas/Protocols" }
+                            }
+                        },
+                        "tls13_ciphers": { "type": "array", "items": { "type": "string" } }
+                    }
+                },
+                "ServiceChange": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "protocols": { "$ref": "#/components/schemas/Protocols" },
+                        "ciphers": { "type": "string" }
+                    }
+                },
+                "SslChange": {
+                    "type": "object", "additionalProperties": false,
+                    "description": "What is given changes; what is left out stays.",
+                    "properties": {
+                        "gui_https": { "$ref": "#/components/schemas/ServiceChange" },
+                        "inbound_smtp": { "$ref": "#/components/schemas/ServiceChange" },
+                        "outbound_smtp": { "$ref": "#/components/schemas/ServiceChange" },
+                        "other_client": {
+                            "type": "object", "additionalProperties": false, "required": ["tls_v1_0"],
+                            "properties": { "tls_v1_0": { "type": "boolean" } }
+                        }
+                    }
+                },
+                "SslAnswer": {
+                    "type": "object",
+                    "properties": {
+                        "settings": { "$ref": "#/components/schemas/SslSettings" },
+                        "pending": { "type": "boolean", "description": "The session has uncommitted changes." },
+                        "committed_generation": { "type": "integer" }
+                    }
+                }
+            }
+        },
+        "paths": {
+            "/api/v1/openapi.json": {
+                "get": { "summary": "This document.", "security": [],
+                    "responses": { "200": { "description": "The OpenAPI document." } } }
+            },
+            "/api/v1/login": {
+                "post": {
+                    "summary": "Log in; answers a token.", "security": [],
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["username", "password"],
+                        "properties": { "username": { "type": "string" }, "password": { "type": "string" } }
+                    } } } },
+                    "responses": with(json!({ "200": { "description": "Logged in.", "content": { "application/json": { "schema": {
+                        "type": "object", "properties": { "token": { "type": "string" }, "user": { "type": "string" } }
+                    } } } } }), errors(&["400", "401", "403", "413", "415", "422", "503"]))
+                }
+            },
+            "/api/v1/logout": {
+                "post": { "summary": "End the token's session; its pending changes are dropped.", "security": secured,
+                    "responses": with(json!({ "204": { "description": "Logged out." } }), errors(&["401"])) }
+            },
+            "/api/v1/config/ssl": {
+                "get": { "summary": "The SSL settings as this session sees them.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "Settings.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SslAnswer" } } } } }), errors(&["401"])) },
+                "put": { "summary": "Stage a change of the SSL settings.", "security": secured,
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SslChange" } } } },
+                    "responses": with(json!({ "200": { "description": "Staged.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SslAnswer" } } } } }), errors(&["400", "401", "413", "415", "422"])) }
+            },
+            "/api/v1/commit": {
+                "post": { "summary": "Commit the session's staged changes.", "security": secured,
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                        "type": "object", "properties": { "comment": { "type": "string" } } } } } },
+                    "responses": with(json!({ "200": { "description": "Committed.", "content": { "application/json": { "schema": {
+                        "type": "object", "properties": { "generation": { "type": "integer" } } } } } } }), errors(&["401", "409", "503"])) }
+            },
+            "/api/v1/clear": {
+                "post": { "summary": "Discard the session's staged changes.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "Nothing is pending." } }), errors(&["401"])) }
+            },
+            "/api/v1/status": {
+                "get": { "summary": "Uptime, services, gauges and counters.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "Status." } }), errors(&["401", "503"])) }
+            }
+        }
+    })
+}
+
+fn describe(code: &str) -> &'static str {
+    match code {
+        "400" => "The body is not valid JSON.",
+        "401" => "No token, or one that is no longer valid.",
+        "403" => "The account is locked after repeated failed logins.",
+        "409" => "Nothing to commit, or the commit was refused (the changes stay staged).",
+        "413" => "The body is too large.",
+        "415" => "The body is not `application/json`.",
+        "422" => "The body does not describe a valid change; `error` says why.",
+        "503" => "The gateway is busy or its supervisor cannot be reached.",
+        _ => "Error.",
+    }
+}

@@ -1,0 +1,167 @@
+//! The `postern httpd` service: binds the Classic UI and NGUI ports of the committed
+//! configuration and serves them with the GUI HTTPS TLS policy and certificate. A commit that
+//! changes any of these makes the supervisor restart the service ([`needs_restart`]), the short
+//! disconnect the reference appliance has too; other commits only update what pages show.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::Html;
+use axum::routing::get;
+use postern_config::{Config, TlsService};
+use postern_control::{Client, ClientError};
+use postern_logs::{SharedLog, Subscription};
+use postern_tls::{Identity, KeyKind, TlsAcceptor, identities_for};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinSet;
+
+use crate::auth::{LoginGate, Sessions};
+use crate::state::{AppState, Shared};
+
+/// The service's name on the control socket and in `status`.
+pub const SERVICE: &str = "httpd";
+
+/// The largest request body accepted (forms, JSON); more is answered 413.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Why the service stopped on its own; the supervisor logs it and starts it again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    #[error(transparent)]
+    Control(#[from] ClientError),
+    #[error("the certificates: {0}")]
+    Certificate(#[from] postern_tls::CertificateError),
+    #[error("GUI HTTPS TLS cannot be used: {0}")]
+    Tls(#[from] postern_tls::TlsError),
+    #[error("cannot open gui_logs: {0}")]
+    Log(std::io::Error),
+    #[error("cannot listen on {address} for the {ui}: {source}")]
+    Bind {
+        ui: &'static str,
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the service until `stop` resolves (SIGTERM) or the supervisor goes away.
+pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), ServiceError> {
+    let socket = postern_control::socket_path(data);
+    let mut control = Client::connect(&socket, SERVICE).await?;
+    let mut configs = Client::connect(&socket, SERVICE).await?.subscribe().await?;
+    let first = configs.next().await?;
+    let config = first.config.clone();
+    let log = SharedLog::open(data, Subscription::GuiLogs, false).map_err(ServiceError::Log)?;
+
+    let hostname = config.system.hostname.as_str();
+    let factory = [KeyKind::EcdsaP256, KeyKind::Rsa2048]
+        .into_iter()
+        .map(|kind| Identity::factory(&data.join("certs"), hostname, kind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let identities = identities_for(&config, TlsService::GuiHttps, &factory)?;
+    let acceptor = TlsAcceptor::new(&config.tls.gui_https, &identities)?;
+
+    let classic = bind("Classic UI", config.listeners.classic_ui).await?;
+    let ngui = bind("NGUI", config.listeners.ngui).await?;
+
+    let sessions_file = data.join("run").join("httpd-sessions");
+    let (committed_tx, committed) = watch::channel(Arc::new(first));
+    let state: Shared = Arc::new(AppState {
+        control: Mutex::new(Client::connect(&socket, SERVICE).await?),
+        committed,
+        sessions: Sessions::restore(&sessions_file),
+        logins: LoginGate::default(),
+        log: log.clone(),
+    });
+    let (shutdown, _) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    servers.spawn(crate::serve::serve(
+        classic,
+        acceptor.clone(),
+        classic_router(state.clone()),
+        shutdown.subscribe(),
+        log.clone(),
+    ));
+    servers.spawn(crate::serve::serve(
+        ngui,
+        acceptor,
+        ngui_router(state.clone()),
+        shutdown.subscribe(),
+        log.clone(),
+    ));
+    control.ready(SERVICE).await?;
+
+    tokio::pin!(stop);
+    let result = loop {
+        tokio::select! {
+            () = &mut stop => break Ok(()),
+            next = configs.next() => match next {
+                Ok(generation) => {
+                    committed_tx.send_replace(Arc::new(generation));
+                }
+                // The supervisor is stopping (and sends SIGTERM too) or gone.
+                Err(ClientError::Closed) => break Ok(()),
+                Err(e) => break Err(e.into()),
+            },
+        }
+    };
+    let _ = shutdown.send(true);
+    while servers.join_next().await.is_some() {}
+    if let Err(e) = state.sessions.save(&sessions_file) {
+        log.warning(&format!(
+            "The web sessions could not be kept over the restart: {e}"
+        ));
+    }
+    result
+}
+
+async fn bind(
+    ui: &'static str,
+    address: std::net::SocketAddr,
+) -> Result<TcpListener, ServiceError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            ui,
+            address,
+            source,
+        })
+}
+
+/// Whether going from `old` to `new` needs the service restarted: its ports, TLS policy and
+/// certificate are taken at start.
+pub fn needs_restart(old: &Config, new: &Config) -> bool {
+    old.listeners.classic_ui != new.listeners.classic_ui
+        || old.listeners.ngui != new.listeners.ngui
+        || old.tls.gui_https != new.tls.gui_https
+        || old.certificates.for_service(TlsService::GuiHttps)
+            != new.certificates.for_service(TlsService::GuiHttps)
+        || old.system.hostname != new.system.hostname
+}
+
+fn common(router: Router<Shared>, state: Shared) -> Router {
+    router
+        .route("/assets/{name}", get(crate::assets::asset))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(
+            crate::serve::security_headers,
+        ))
+        .with_state(state)
+}
+
+fn classic_router(state: Shared) -> Router {
+    common(crate::classic::router(), state)
+}
+
+fn ngui_router(state: Shared) -> Router {
+    common(crate::api::router().route("/", get(ngui_page)), state)
+}
+
+/// The NGUI: one page that works over the REST API.
+async fn ngui_page() -> Html<&'static str> {
+    Html(include_str!("../assets/ngui.html"))
+}

@@ -1,0 +1,102 @@
+//! What every request handler shares: the committed configuration (kept current by the
+//! supervisor's pushes), the control connection commits go through, the sessions with their
+//! pending changes, and gui_logs.
+
+use std::sync::Arc;
+
+use postern_config::{Config, Generation};
+use postern_control::{Client, ClientError, ControlError};
+use postern_logs::SharedLog;
+use tokio::sync::{Mutex, watch};
+
+use crate::auth::{LoginGate, SessionId, Sessions};
+
+pub(crate) type Shared = Arc<AppState>;
+
+#[derive(Debug)]
+pub(crate) struct AppState {
+    /// Requests to the supervisor; one at a time.
+    pub(crate) control: Mutex<Client>,
+    pub(crate) committed: watch::Receiver<Arc<Generation>>,
+    pub(crate) sessions: Sessions,
+    pub(crate) logins: LoginGate,
+    pub(crate) log: SharedLog,
+}
+
+/// What a commit of a session's pending changes came to.
+#[derive(Debug)]
+pub(crate) enum CommitOutcome {
+    Committed {
+        generation: u64,
+    },
+    NothingPending,
+    /// The supervisor refused the changes; they stay pending.
+    Refused(String),
+}
+
+impl AppState {
+    pub(crate) fn committed(&self) -> Arc<Generation> {
+        self.committed.borrow().clone()
+    }
+
+    /// The configuration a session sees: its pending changes, or the committed configuration.
+    pub(crate) fn view(&self, id: &SessionId) -> Config {
+        self.sessions
+            .pending(id)
+            .map_or_else(|| self.committed().config.clone(), |(_, config)| config)
+    }
+
+    /// Applies `change` to the session's view and keeps the result pending; a change that
+    /// leads back to the committed configuration leaves nothing pending.
+    pub(crate) fn stage<E>(
+        &self,
+        id: &SessionId,
+        change: impl FnOnce(&mut Config) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let committed = self.committed();
+        let (base, mut config) = self
+            .sessions
+            .pending(id)
+            .unwrap_or_else(|| (committed.commit.generation, committed.config.clone()));
+        change(&mut config)?;
+        let pending = (config != committed.config || base != committed.commit.generation)
+            .then_some((base, config));
+        self.sessions.set_pending(id, pending);
+        Ok(())
+    }
+
+    /// Commits the session's pending changes with `comment`.
+    pub(crate) async fn commit(
+        &self,
+        id: &SessionId,
+        user: &str,
+        comment: &str,
+    ) -> Result<CommitOutcome, ClientError> {
+        let Some((base, config)) = self.sessions.pending(id) else {
+            return Ok(CommitOutcome::NothingPending);
+        };
+        let result = self
+            .control
+            .lock()
+            .await
+            .commit(base, config, user, comment)
+            .await;
+        match result {
+            Ok((generation, changes)) => {
+                self.sessions.set_pending(id, None);
+                self.log.info(&format!(
+                    "User {user} committed generation {generation} ({} change{}): {comment}",
+                    changes.len(),
+                    if changes.len() == 1 { "" } else { "s" }
+                ));
+                Ok(CommitOutcome::Committed { generation })
+            }
+            Err(ClientError::Refused(ControlError::NoChanges)) => {
+                self.sessions.set_pending(id, None);
+                Ok(CommitOutcome::NothingPending)
+            }
+            Err(ClientError::Refused(refusal)) => Ok(CommitOutcome::Refused(refusal.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+}
