@@ -1,10 +1,11 @@
 //! One administrator session: its connection to the supervisor, its pending changes, and the
-//! command loop.
+//! command loop. Every line read is written to `cli_logs` (by the supervisor) with the prompt
+//! it answered; secrets only as having been entered.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use postern_config::{Config, Generation, UserName};
+use postern_config::{Config, Generation, Role, UserName};
 use postern_control::{Client, ClientError};
 use tokio::runtime::Runtime;
 
@@ -32,6 +33,8 @@ pub struct Session<C: Console> {
     pub(crate) runtime: Runtime,
     pub(crate) client: Client,
     pub(crate) user: String,
+    /// The data directory: `tail`, `grep` and `findevent` read its logs.
+    pub(crate) data: PathBuf,
     /// The committed generation the pending changes started from (the merge base at commit).
     pub(crate) base: Generation,
     pub(crate) pending: Option<Config>,
@@ -56,6 +59,7 @@ impl<C: Console> Session<C> {
             runtime,
             client,
             user: user.to_owned(),
+            data: data.to_owned(),
             base,
             pending: None,
         })
@@ -67,7 +71,7 @@ impl<C: Console> Session<C> {
         let mut all_ok = true;
         loop {
             let prompt = self.prompt();
-            let Some(line) = self.console.read_line(&prompt)? else {
+            let Some(line) = self.read_line(None, &prompt)? else {
                 break;
             };
             let line = line.trim();
@@ -85,7 +89,13 @@ impl<C: Console> Session<C> {
 
     /// Runs one command line (`-c`); returns whether it succeeded.
     pub fn run_one(&mut self, line: &str) -> io::Result<bool> {
-        let ok = self.execute(line.trim())?;
+        let prompt = self.prompt();
+        self.audit(Some(line), &prompt);
+        let line = line.trim();
+        if matches!(line, "quit" | "exit" | "q") {
+            return Ok(true);
+        }
+        let ok = self.execute(line)?;
         self.discard_on_exit()?;
         Ok(ok)
     }
@@ -139,11 +149,28 @@ impl<C: Console> Session<C> {
         Ok(())
     }
 
+    /// Refuses a change to an operator, who looks at the configuration and changes nothing.
+    pub(crate) fn may_change(&self) -> Result<(), CommandError> {
+        let role = UserName::new(&self.user)
+            .ok()
+            .and_then(|name| self.base.config.users.get(&name))
+            .map(|user| user.role);
+        match role {
+            Some(Role::Operator) => Err(CommandError::Refused(format!(
+                "{} is an operator: operators can look at the configuration and the logs, not \
+                 change them.",
+                self.user
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Applies a change to this session's configuration; it stays pending until `commit`.
     pub(crate) fn stage(
         &mut self,
         change: impl FnOnce(&mut Config) -> Result<(), CommandError>,
     ) -> Result<(), CommandError> {
+        self.may_change()?;
         self.refresh()?;
         let mut config = self.view().clone();
         change(&mut config)?;
@@ -156,8 +183,7 @@ impl<C: Console> Session<C> {
     pub(crate) fn ask(&mut self, question: &str, default: &str) -> Result<String, CommandError> {
         writeln!(self.out(), "{question}")?;
         let answer = self
-            .console
-            .read_line(&format!("[{default}]> "))?
+            .read_line(Some(question), &format!("[{default}]> "))?
             .ok_or(CommandError::InputEnded)?;
         let answer = answer.trim();
         Ok(if answer.is_empty() {
@@ -165,6 +191,43 @@ impl<C: Console> Session<C> {
         } else {
             answer.to_owned()
         })
+    }
+
+    /// Reads one line after `prompt`; `None` at the end of input. The line goes to `cli_logs`
+    /// with the prompt, after `question` when the prompt answers one printed just before it.
+    pub(crate) fn read_line(
+        &mut self,
+        question: Option<&str>,
+        prompt: &str,
+    ) -> io::Result<Option<String>> {
+        let line = self.console.read_line(prompt)?;
+        if let Some(line) = &line {
+            match question {
+                Some(question) => self.audit(Some(line), &format!("{question}\n{prompt}")),
+                None => self.audit(Some(line), prompt),
+            }
+        }
+        Ok(line)
+    }
+
+    /// Reads a secret (a password) after `prompt`: not echoed, and in `cli_logs` only as a
+    /// secret that was entered.
+    pub(crate) fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
+        let secret = self.console.read_secret(prompt)?;
+        if secret.is_some() {
+            self.audit(None, prompt);
+        }
+        Ok(secret)
+    }
+
+    /// Writes to `cli_logs` that the user entered `entered` (`None`: a secret, logged only as
+    /// entered) at `prompt`. A line that cannot be written is not the command's failure: the
+    /// supervisor that would write it is gone, and the command itself says so.
+    pub(crate) fn audit(&mut self, entered: Option<&str>, prompt: &str) {
+        let pid = std::process::id();
+        let _ = self
+            .runtime
+            .block_on(self.client.cli_entered(pid, &self.user, entered, prompt));
     }
 
     /// A yes/no question.

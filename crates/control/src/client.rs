@@ -6,7 +6,7 @@ use postern_config::{Commit, Config, Generation};
 use tokio::net::UnixStream;
 
 use crate::frame::{FrameError, read_frame, write_frame};
-use crate::message::{ControlError, PROTOCOL_VERSION, Request, Response, Status};
+use crate::message::{Confirmation, ControlError, PROTOCOL_VERSION, Request, Response, Status};
 
 /// Why a control request failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,20 @@ pub enum ClientError {
     Refused(#[from] ControlError),
     #[error("unexpected answer from the supervisor: {0}")]
     Unexpected(String),
+}
+
+/// A commit that landed, as the supervisor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub generation: u64,
+    /// One line per changed setting.
+    pub changes: Vec<String>,
+    /// What the store worked around; the commit is durable regardless.
+    pub warnings: Vec<String>,
+    /// The generation of an outstanding `commit confirmed` that this commit confirmed.
+    pub confirmed: Option<u64>,
+    /// The `commit confirmed` outstanding now.
+    pub confirmation: Option<Confirmation>,
 }
 
 /// A connection to the supervisor.
@@ -97,13 +111,62 @@ impl Client {
         user: &str,
         comment: &str,
     ) -> Result<(u64, Vec<String>), ClientError> {
+        let landed = self
+            .commit_detailed(base, config, user, comment, None)
+            .await?;
+        Ok((landed.generation, landed.changes))
+    }
+
+    /// Commits as [`Client::commit`] does, and tells whether that confirmed an outstanding
+    /// `commit confirmed`. With `confirm_within_secs` the commit is rolled back automatically
+    /// unless it is confirmed within that many seconds.
+    pub async fn commit_detailed(
+        &mut self,
+        base: u64,
+        config: Config,
+        user: &str,
+        comment: &str,
+        confirm_within_secs: Option<u32>,
+    ) -> Result<Committed, ClientError> {
         let request = Request::Commit {
             base,
             config: Box::new(config),
             user: user.to_owned(),
             comment: comment.to_owned(),
+            confirm_within_secs,
         };
         self.committed(request).await
+    }
+
+    /// Writes a line an administrator entered to `cli_logs` (`None`: a secret, not logged).
+    pub async fn cli_entered(
+        &mut self,
+        pid: u32,
+        user: &str,
+        entered: Option<&str>,
+        prompt: &str,
+    ) -> Result<(), ClientError> {
+        let request = Request::CliEntered {
+            pid,
+            user: user.to_owned(),
+            entered: entered.map(str::to_owned),
+            prompt: prompt.to_owned(),
+        };
+        match self.request(request).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Confirms the outstanding `commit confirmed`; answers its generation.
+    pub async fn confirm(&mut self, user: &str) -> Result<u64, ClientError> {
+        let request = Request::Confirm {
+            user: user.to_owned(),
+        };
+        match self.request(request).await? {
+            Response::Confirmed { generation } => Ok(generation),
+            other => Err(unexpected(&other)),
+        }
     }
 
     pub async fn rollback(
@@ -115,16 +178,25 @@ impl Client {
             generation,
             user: user.to_owned(),
         };
-        self.committed(request).await
+        let landed = self.committed(request).await?;
+        Ok((landed.generation, landed.changes))
     }
 
-    async fn committed(&mut self, request: Request) -> Result<(u64, Vec<String>), ClientError> {
+    async fn committed(&mut self, request: Request) -> Result<Committed, ClientError> {
         match self.request(request).await? {
             Response::Committed {
                 generation,
                 changes,
-                ..
-            } => Ok((generation, changes)),
+                warnings,
+                confirmed,
+                confirmation,
+            } => Ok(Committed {
+                generation,
+                changes,
+                warnings,
+                confirmed,
+                confirmation,
+            }),
             other => Err(unexpected(&other)),
         }
     }

@@ -14,10 +14,11 @@ pub mod client;
 pub mod frame;
 pub mod message;
 
-pub use client::{Client, ClientError, Subscription};
+pub use client::{Client, ClientError, Committed, Subscription};
 pub use frame::FrameError;
 pub use message::{
-    ControlError, Gauges, PROTOCOL_VERSION, Request, Response, ServiceState, ServiceStatus, Status,
+    Confirmation, ControlError, Gauges, PROTOCOL_VERSION, Request, Response, ServiceState,
+    ServiceStatus, Status,
 };
 
 /// Where the control socket lives inside a data directory.

@@ -4,7 +4,7 @@ use postern_config::{Commit, Config, ConfigError, Generation};
 use serde::{Deserialize, Serialize};
 
 /// Sent in [`Request::Hello`] and [`Response::Hello`]; a server refuses another version.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// What a client asks the supervisor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,13 +18,28 @@ pub enum Request {
     GetGeneration { generation: u64 },
     /// Commit the changes a session made: `config` is the session's configuration, `base` the
     /// generation it started from. Changes committed by others since `base` are kept unless
-    /// they touched the same settings.
+    /// they touched the same settings. Any commit confirms an outstanding `commit confirmed`;
+    /// with `confirm_within_secs` this one is rolled back automatically unless it is confirmed
+    /// within that many seconds (`commit confirmed <minutes>`).
     Commit {
         base: u64,
         config: Box<Config>,
         user: String,
         comment: String,
+        confirm_within_secs: Option<u32>,
     },
+    /// A line an administrator entered in a CLI session, for `cli_logs`: the session's process
+    /// id, its user, what was entered (`None` for a secret, which is never sent) and the prompt
+    /// it answered.
+    CliEntered {
+        pid: u32,
+        user: String,
+        entered: Option<String>,
+        prompt: String,
+    },
+    /// Confirm the outstanding `commit confirmed` without committing anything else (`commit`
+    /// with no pending changes). Refused with [`ControlError::NothingToConfirm`] when none is.
+    Confirm { user: String },
     /// Commit again the configuration of a kept generation.
     Rollback { generation: u64, user: String },
     /// Every commit, oldest first.
@@ -56,11 +71,19 @@ pub enum Response {
     /// The committed configuration: the answer to `GetConfig` and `Subscribe`, and each push.
     Config(Box<Generation>),
     /// A commit or rollback landed as `generation`. `warnings` are things the store worked
-    /// around (the commit is durable regardless).
+    /// around (the commit is durable regardless). `confirmed` is the generation of an
+    /// outstanding `commit confirmed` this commit confirmed; `confirmation` is the one now
+    /// outstanding (this commit's, when it asked for one).
     Committed {
         generation: u64,
         changes: Vec<String>,
         warnings: Vec<String>,
+        confirmed: Option<u64>,
+        confirmation: Option<Confirmation>,
+    },
+    /// The outstanding `commit confirmed` of this generation is confirmed.
+    Confirmed {
+        generation: u64,
     },
     Journal(Vec<Commit>),
     Kept(Vec<Commit>),
@@ -95,6 +118,24 @@ pub enum ControlError {
     Version { client: u16, server: u16 },
     #[error("unexpected request: {0}")]
     BadRequest(String),
+    #[error("no commit is waiting for confirmation")]
+    NothingToConfirm,
+}
+
+/// A commit that is rolled back automatically unless it is confirmed by `deadline`
+/// (`commit confirmed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The commit waiting for confirmation.
+    pub generation: u64,
+    /// The generation whose configuration is committed again if it is not confirmed: the one
+    /// before the first unconfirmed commit.
+    pub previous: u64,
+    pub user: String,
+    /// Seconds since the Unix epoch.
+    pub deadline: i64,
+    /// The time allowed, as asked for: the rollback's journal comment names it.
+    pub within_secs: u32,
 }
 
 /// The answer to [`Request::Status`].
@@ -110,6 +151,8 @@ pub struct Status {
     pub gauges: Gauges,
     /// Named counters since start (`Commits`, `Service restarts`, and what services add).
     pub counters: Vec<(String, u64)>,
+    /// The `commit confirmed` waiting for confirmation, if any.
+    pub confirmation: Option<Confirmation>,
 }
 
 /// One supervised service.

@@ -10,8 +10,9 @@
 //! Each subscription is a directory under `DATA/logs` holding `<name>.current` and rotated files
 //! `<name>.@<YYYYmmddTHHMMSS>.s`, oldest removed first. [`LogFile`] appends whole lines and
 //! rotates by size; [`format_line`] is the one place the line shape is written. [`mail`] holds
-//! the events of `mail_logs` in the reference appliance's words.
+//! the events of `mail_logs` in the reference appliance's words, [`cli`] those of `cli_logs`.
 
+pub mod cli;
 pub mod mail;
 pub mod tracking;
 
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Local};
 
+pub use cli::CliEvent;
 pub use mail::MailEvent;
 
 /// The log subscriptions of an appliance.
@@ -62,6 +64,16 @@ impl Subscription {
         }
     }
 
+    /// What the log holds, as the `tail` menu shows it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MailLogs => "Text Mail Logs",
+            Self::GuiLogs => "HTTP Logs",
+            Self::CliLogs => "CLI Audit Logs",
+            Self::SystemLogs => "System Logs",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
@@ -71,6 +83,32 @@ impl Subscription {
         data.join("logs")
             .join(self.name())
             .join(format!("{}.current", self.file_prefix()))
+    }
+
+    /// The log's files, oldest first: the rotated ones, then `.current` (when it exists).
+    pub fn files(self, data: &Path) -> io::Result<Vec<PathBuf>> {
+        let current = self.current_path(data);
+        let Some(dir) = current.parent() else {
+            return Ok(Vec::new());
+        };
+        let rotated_prefix = format!("{}.@", self.file_prefix());
+        let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&rotated_prefix) && n.ends_with(".s"))
+                })
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        files.sort_by_key(|p| rotation_order(p));
+        if current.exists() {
+            files.push(current);
+        }
+        Ok(files)
     }
 }
 
@@ -191,8 +229,7 @@ impl LogFile {
                     .is_some_and(|n| n.starts_with(&format!("{}.@", self.prefix)))
             })
             .collect();
-        // Names sort by time: the stamp is fixed-width and most significant first.
-        rotated.sort();
+        rotated.sort_by_key(|p| rotation_order(p));
         let excess = rotated.len().saturating_sub(self.rotation.keep);
         for old in &rotated[..excess] {
             fs::remove_file(old)?;
@@ -248,6 +285,22 @@ impl SharedLog {
     }
 }
 
+/// Where a rotated file `<prefix>.@<stamp>[.<n>].s` stands in time: by its stamp (fixed-width,
+/// most significant first), then by `n`, the files rotated within the same second.
+fn rotation_order(path: &Path) -> (String, u32) {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let inner = name
+        .split_once(".@")
+        .map_or("", |(_, rest)| rest.strip_suffix(".s").unwrap_or(rest));
+    match inner.split_once('.') {
+        Some((stamp, n)) => (stamp.to_owned(), n.parse().unwrap_or(0)),
+        None => (inner.to_owned(), 0),
+    }
+}
+
 fn open_append(dir: &Path, prefix: &str) -> io::Result<File> {
     OpenOptions::new()
         .create(true)
@@ -296,5 +349,23 @@ mod tests {
         assert!(text.len() <= 200);
         let files = fs::read_dir(current.parent().unwrap()).unwrap().count();
         assert_eq!(files, 3, "current + 2 rotated");
+        let listed = Subscription::SystemLogs.files(dir.path()).unwrap();
+        assert_eq!(listed.len(), 3);
+        assert_eq!(listed.last(), Some(&current));
+        let first = fs::read_to_string(&listed[0]).unwrap();
+        let second = fs::read_to_string(&listed[1]).unwrap();
+        let number = |text: &str| -> u32 {
+            text.lines()
+                .next()
+                .unwrap()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(number(&first) < number(&second), "{first}\n{second}");
+        assert!(number(&second) < number(&text));
+        assert!(Subscription::GuiLogs.files(dir.path()).unwrap().is_empty());
     }
 }

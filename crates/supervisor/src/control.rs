@@ -5,16 +5,18 @@ use std::sync::Arc;
 
 use postern_control::frame::{read_frame, write_frame};
 use postern_control::{ControlError, PROTOCOL_VERSION, Request, Response};
+use postern_logs::{CliEvent, SharedLog};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::owner::{ConfigOwner, Landed};
 
-/// Accepts connections until shutdown.
+/// Accepts connections until shutdown. `cli_log` is `cli_logs`, written for every CLI session.
 pub(crate) async fn serve(
     listener: UnixListener,
     owner: Arc<ConfigOwner>,
+    cli_log: SharedLog,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -22,7 +24,12 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(connection(stream, owner.clone(), shutdown.clone()));
+                    connections.spawn(connection(
+                        stream,
+                        owner.clone(),
+                        cli_log.clone(),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(e) => {
                     owner.log().warning(&format!("Control socket accept failed: {e}"));
@@ -39,6 +46,7 @@ pub(crate) async fn serve(
 async fn connection(
     mut stream: UnixStream,
     owner: Arc<ConfigOwner>,
+    cli_log: SharedLog,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let client = match hello(&mut stream, &owner).await {
@@ -64,7 +72,7 @@ async fn connection(
             push_configurations(stream, &owner, shutdown).await;
             return;
         }
-        let response = answer(request, &owner).await;
+        let response = answer(request, &owner, &cli_log).await;
         if write_frame(&mut stream, &response).await.is_err() {
             return;
         }
@@ -110,7 +118,7 @@ async fn hello(stream: &mut UnixStream, owner: &ConfigOwner) -> Option<String> {
     Some(client)
 }
 
-async fn answer(request: Request, owner: &Arc<ConfigOwner>) -> Response {
+async fn answer(request: Request, owner: &Arc<ConfigOwner>, cli_log: &SharedLog) -> Response {
     let result = match request {
         Request::GetConfig => Ok(Response::Config(Box::new((*owner.current()).clone()))),
         Request::Commit {
@@ -118,10 +126,15 @@ async fn answer(request: Request, owner: &Arc<ConfigOwner>) -> Response {
             config,
             user,
             comment,
+            confirm_within_secs,
         } => owner
-            .commit(base, *config, user, comment)
+            .commit(base, *config, user, comment, confirm_within_secs)
             .await
             .map(committed),
+        Request::Confirm { user } => owner
+            .confirm(user)
+            .await
+            .map(|generation| Response::Confirmed { generation }),
         Request::Rollback { generation, user } => {
             owner.rollback(generation, user).await.map(committed)
         }
@@ -138,6 +151,20 @@ async fn answer(request: Request, owner: &Arc<ConfigOwner>) -> Response {
                 "no service named {service}"
             ))),
         },
+        Request::CliEntered {
+            pid,
+            user,
+            entered,
+            prompt,
+        } => {
+            cli_log.info(&CliEvent::Entered {
+                pid,
+                user: &user,
+                entered: entered.as_deref(),
+                prompt: &prompt,
+            });
+            Ok(Response::Done)
+        }
         Request::ServiceCounters { service, counters } => {
             owner.service_counters(service, counters);
             Ok(Response::Done)
@@ -155,6 +182,8 @@ fn committed(landed: Landed) -> Response {
         generation: landed.generation,
         changes: landed.changes,
         warnings: landed.warnings,
+        confirmed: landed.confirmed,
+        confirmation: landed.confirmation,
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`owner`]: the committed configuration: the store behind a lock, commits and rollbacks
 //!   (merging a session's changes onto what others committed since), and the watch channel that
 //!   tells everyone of a new generation.
+//! - [`confirm`]: `commit confirmed`: the outstanding confirmation kept on disk across
+//!   restarts, and the task that rolls back when its deadline passes.
 //! - [`control`]: the control socket server; one task per connection, and a bad frame closes
 //!   that connection and nothing else.
 //! - [`service`]: one task per service: start the child, restart it with backoff when it dies,
@@ -17,6 +19,7 @@
 //! - [`gauges`]: CPU, memory and disk gauges for `status`.
 //! - [`syslog`]: the `system_logs` subscription.
 
+pub mod confirm;
 pub mod control;
 pub mod gauges;
 pub mod owner;
@@ -31,6 +34,7 @@ use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use postern_config::{Config, Store};
+use postern_logs::{SharedLog, Subscription};
 use postern_tls::{Identity, KeyKind};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
@@ -110,6 +114,8 @@ impl Supervisor {
         let lock = take_lock(&run.join("supervisor.lock"), data)?;
         let log =
             SystemLog::open(data, options.echo_logs).map_err(io("open", &data.join("logs")))?;
+        let cli_log = SharedLog::open(data, Subscription::CliLogs, false)
+            .map_err(io("open", &data.join("logs")))?;
 
         let opened = Store::open(&data.join("config"), options.factory)?;
         for warning in &opened.warnings {
@@ -138,12 +144,14 @@ impl Supervisor {
             Identity::factory(&certs, &hostname, kind)?;
         }
 
+        let confirmation = confirm::ConfirmFile::new(&data.join("config")).load(generation, &log);
         let owner = Arc::new(ConfigOwner::new(
             opened.store,
             data.clone(),
             options.firmware,
             log.clone(),
             &options.services,
+            confirmation,
         ));
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -157,9 +165,14 @@ impl Supervisor {
         tasks.spawn(control::serve(
             listener,
             owner.clone(),
+            cli_log,
             shutdown.subscribe(),
         ));
 
+        tasks.spawn(confirm::roll_back_when_due(
+            owner.clone(),
+            shutdown.subscribe(),
+        ));
         for (index, spec) in options.services.into_iter().enumerate() {
             tasks.spawn(service::supervise(
                 index,

@@ -8,9 +8,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use postern_config::diff::{MergeError, merge};
 use postern_config::{Commit, Config, Generation, Store, StoreError, TlsService};
-use postern_control::{ControlError, ServiceState, ServiceStatus, Status};
+use postern_control::{Confirmation, ControlError, ServiceState, ServiceStatus, Status};
 use tokio::sync::watch;
 
+use crate::confirm::{ConfirmFile, describe_within};
 use crate::gauges::GaugeSampler;
 use crate::service::{Readiness, ServiceSpec};
 use crate::syslog::SystemLog;
@@ -32,6 +33,11 @@ pub struct ConfigOwner {
     gauges: Mutex<GaugeSampler>,
     /// The counters each service last reported, by service name.
     service_counters: Mutex<std::collections::BTreeMap<String, Vec<(String, u64)>>>,
+    /// The `commit confirmed` waiting for confirmation. Changed only while the store's lock is
+    /// held, so that a commit, a confirmation and the rollback at the deadline see one order.
+    confirmation: watch::Sender<Option<Confirmation>>,
+    /// Where `confirmation` is kept across restarts.
+    confirm_file: ConfirmFile,
 }
 
 /// A commit that landed.
@@ -40,6 +46,10 @@ pub struct Landed {
     pub generation: u64,
     pub changes: Vec<String>,
     pub warnings: Vec<String>,
+    /// The outstanding `commit confirmed` this commit confirmed.
+    pub confirmed: Option<u64>,
+    /// The `commit confirmed` outstanding after this commit.
+    pub confirmation: Option<Confirmation>,
 }
 
 impl ConfigOwner {
@@ -49,7 +59,9 @@ impl ConfigOwner {
         firmware: String,
         log: SystemLog,
         services: &[ServiceSpec],
+        confirmation: Option<Confirmation>,
     ) -> Self {
+        let confirm_file = ConfirmFile::new(&data.join("config"));
         let (current, _) = watch::channel(Arc::new(store.current().clone()));
         let statuses = services
             .iter()
@@ -73,6 +85,8 @@ impl ConfigOwner {
             restarts: AtomicU64::new(0),
             gauges: Mutex::new(GaugeSampler::new()),
             service_counters: Mutex::default(),
+            confirmation: watch::channel(confirmation).0,
+            confirm_file,
         }
     }
 
@@ -94,14 +108,23 @@ impl ConfigOwner {
         &self.log
     }
 
+    /// Sees the outstanding `commit confirmed` change.
+    pub fn confirmations(&self) -> watch::Receiver<Option<Confirmation>> {
+        self.confirmation.subscribe()
+    }
+
     /// Commits a session's configuration that started from generation `base`, keeping what
-    /// others committed since unless they changed the same settings.
+    /// others committed since unless they changed the same settings. The commit confirms an
+    /// outstanding `commit confirmed`, unless it asks for confirmation itself
+    /// (`confirm_within_secs`): then it is rolled back to the configuration before the first
+    /// unconfirmed commit unless it is confirmed in time.
     pub async fn commit(
         self: &Arc<Self>,
         base: u64,
         config: Config,
         user: String,
         comment: String,
+        confirm_within_secs: Option<u32>,
     ) -> Result<Landed, ControlError> {
         let this = self.clone();
         self.blocking(move || {
@@ -123,12 +146,192 @@ impl ConfigOwner {
                 })?
             };
             check_tls(&config)?;
-            let warnings = store
-                .commit(config, &user, &comment)
-                .map_err(control_error)?;
-            Ok(this.landed(&store, warnings))
+            let outstanding = this.confirmation.borrow().clone();
+            let asked = match confirm_within_secs {
+                Some(0) => {
+                    return Err(ControlError::BadRequest(
+                        "a commit to confirm needs some time to be confirmed in".to_owned(),
+                    ));
+                }
+                Some(secs) => {
+                    let previous = outstanding
+                        .as_ref()
+                        .map_or(current.commit.generation, |c| c.previous);
+                    let deadline = unix_now().saturating_add(i64::from(secs));
+                    // Before the commit: a crash between the two must not leave it unprotected.
+                    this.confirm_file
+                        .write_before(previous, &user, deadline, secs)
+                        .map_err(|e| {
+                            ControlError::Store(format!(
+                                "cannot record the confirmation deadline: {e}"
+                            ))
+                        })?;
+                    Some((previous, deadline, secs))
+                }
+                None => None,
+            };
+            let warnings = match store.commit(config, &user, &comment) {
+                Ok(warnings) => warnings,
+                Err(e) => {
+                    if asked.is_some() {
+                        this.restore_confirm_file(outstanding.as_ref());
+                    }
+                    return Err(control_error(e));
+                }
+            };
+            let generation = store.current().commit.generation;
+            let (confirmed, confirmation) = match asked {
+                Some((previous, deadline, within_secs)) => {
+                    let confirmation = Confirmation {
+                        generation,
+                        previous,
+                        user: user.clone(),
+                        deadline,
+                        within_secs,
+                    };
+                    if let Err(e) = this.confirm_file.write_landed(&confirmation) {
+                        // The record written before the commit still protects it.
+                        this.log.warning(&format!(
+                            "Cannot record the confirmation of commit {generation}: {e}"
+                        ));
+                    }
+                    (None, Some(confirmation))
+                }
+                None => (outstanding.as_ref().map(|c| c.generation), None),
+            };
+            // The confirmation first: whoever sees the new generation sees its confirmation.
+            if confirmed.is_some() {
+                this.forget_confirmation();
+            }
+            this.confirmation.send_replace(confirmation.clone());
+            let mut landed = this.landed(&store, warnings);
+            if let Some(c) = &confirmation {
+                this.log.info(&format!(
+                    "Commit {generation} by {user} is rolled back to generation {} at {} unless \
+                     it is confirmed",
+                    c.previous,
+                    postern_logs::format_unix_time(c.deadline)
+                ));
+            }
+            if let Some(earlier) = confirmed {
+                this.log.info(&format!(
+                    "Commit {earlier} is confirmed by {user}'s commit {generation}"
+                ));
+            }
+            landed.confirmed = confirmed;
+            landed.confirmation = confirmation;
+            Ok(landed)
         })
         .await
+    }
+
+    /// Confirms the outstanding `commit confirmed`; answers its generation.
+    pub async fn confirm(self: &Arc<Self>, user: String) -> Result<u64, ControlError> {
+        let this = self.clone();
+        self.blocking(move || {
+            let _store = this.lock_store();
+            let Some(outstanding) = this.confirmation.borrow().clone() else {
+                return Err(ControlError::NothingToConfirm);
+            };
+            this.confirm_file
+                .remove()
+                .map_err(|e| ControlError::Store(format!("cannot record the confirmation: {e}")))?;
+            this.confirmation.send_replace(None);
+            this.log.info(&format!(
+                "User {user} confirmed commit {}",
+                outstanding.generation
+            ));
+            Ok(outstanding.generation)
+        })
+        .await
+    }
+
+    /// Rolls back the outstanding `commit confirmed` if its deadline has passed. Answers false
+    /// when the rollback could not be committed (it is tried again).
+    pub(crate) async fn expire(self: &Arc<Self>) -> bool {
+        let this = self.clone();
+        let done = self
+            .blocking(move || {
+                let mut store = this.lock_store();
+                let Some(c) = this.confirmation.borrow().clone() else {
+                    return Ok(true);
+                };
+                if c.deadline > unix_now() {
+                    return Ok(true);
+                }
+                let within = describe_within(c.within_secs);
+                let old = match store.generation(c.previous) {
+                    Ok(old) => old.config,
+                    Err(e) => {
+                        this.log.critical(&format!(
+                            "Commit {} was not confirmed within {within}, but generation {} \
+                             cannot be read to roll back to ({e}); the configuration stays as it is",
+                            c.generation, c.previous
+                        ));
+                        this.forget_confirmation();
+                        this.confirmation.send_replace(None);
+                        return Ok(true);
+                    }
+                };
+                let comment = format!(
+                    "Automatic rollback: commit {} was not confirmed within {within}",
+                    c.generation
+                );
+                match store.commit(old, "system", &comment) {
+                    Ok(warnings) => {
+                        this.forget_confirmation();
+                        this.confirmation.send_replace(None);
+                        let landed = this.landed(&store, warnings);
+                        this.log.warning(&format!(
+                            "Commit {} by {} was not confirmed within {within}; rolled back to \
+                             generation {} as generation {}",
+                            c.generation, c.user, c.previous, landed.generation
+                        ));
+                        Ok(true)
+                    }
+                    Err(StoreError::NoChanges) => {
+                        this.log.warning(&format!(
+                            "Commit {} was not confirmed within {within}; the configuration is \
+                             already that of generation {}",
+                            c.generation, c.previous
+                        ));
+                        this.forget_confirmation();
+                        this.confirmation.send_replace(None);
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        this.log.warning(&format!(
+                            "Commit {} was not confirmed within {within}, and the rollback to \
+                             generation {} failed ({e}); trying again",
+                            c.generation, c.previous
+                        ));
+                        Ok(false)
+                    }
+                }
+            })
+            .await;
+        done.unwrap_or(false)
+    }
+
+    /// Removes the confirmation file; a failure is logged (at the next start the file no
+    /// longer matches the committed generation, and is dropped then).
+    fn forget_confirmation(&self) {
+        if let Err(e) = self.confirm_file.remove() {
+            self.log
+                .warning(&format!("Cannot remove the confirmation record: {e}"));
+        }
+    }
+
+    /// After a `commit confirmed` that did not land: the file says again what was outstanding.
+    fn restore_confirm_file(&self, outstanding: Option<&Confirmation>) {
+        let restored = match outstanding {
+            Some(c) => self.confirm_file.write_landed(c),
+            None => self.confirm_file.remove(),
+        };
+        if let Err(e) = restored {
+            self.log
+                .warning(&format!("Cannot restore the confirmation record: {e}"));
+        }
     }
 
     /// Commits again the configuration of a kept generation.
@@ -143,7 +346,20 @@ impl ConfigOwner {
             let warnings = store
                 .rollback(generation, &user)
                 .map_err(|e| this.refused(&user, e))?;
-            Ok(this.landed(&store, warnings))
+            // Going back by hand is the administrator in control: it confirms.
+            let confirmed = this.confirmation.send_replace(None);
+            if confirmed.is_some() {
+                this.forget_confirmation();
+            }
+            let mut landed = this.landed(&store, warnings);
+            if let Some(c) = confirmed {
+                this.log.info(&format!(
+                    "Commit {} is confirmed by {user}'s rollback to generation {generation}",
+                    c.generation
+                ));
+                landed.confirmed = Some(c.generation);
+            }
+            Ok(landed)
         })
         .await
     }
@@ -192,6 +408,8 @@ impl ConfigOwner {
             generation: commit.generation,
             changes: commit.changes.clone(),
             warnings: warnings.iter().map(ToString::to_string).collect(),
+            confirmed: None,
+            confirmation: None,
         };
         self.current.send_replace(Arc::new(generation));
         landed
@@ -333,6 +551,7 @@ impl ConfigOwner {
             services,
             gauges,
             counters: self.counters(),
+            confirmation: self.confirmation.borrow().clone(),
         }
     }
 }

@@ -792,3 +792,154 @@ async fn commits_survive_a_restart_of_the_supervisor() {
     assert_eq!(kept, BTreeSet::from([1, 2, 3, 4]));
     supervisor.shutdown().await;
 }
+
+fn confirm_file(data: &Path) -> PathBuf {
+    data.join("config").join("confirm-pending")
+}
+
+/// 10. `commit confirmed`: a commit not confirmed in time is rolled back by a new generation
+///     with the previous configuration; one confirmed (explicitly, or by another commit) stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_commit_is_rolled_back_and_a_confirmed_one_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let supervisor = start(data, Vec::new()).await;
+    let factory_config = supervisor.owner().current().config.clone();
+    let inbound = with_protocols(&factory_config, TlsService::InboundSmtp, "1-3");
+    let mut client = connect(data, "test").await;
+
+    let landed = client
+        .commit_detailed(1, inbound.clone(), "admin", "tls13", Some(1))
+        .await
+        .expect("commit confirmed");
+    assert_eq!(landed.generation, 2);
+    assert_eq!(landed.confirmed, None);
+    let waiting = landed.confirmation.expect("a confirmation is outstanding");
+    assert_eq!((waiting.generation, waiting.previous), (2, 1));
+    assert_eq!(waiting.user, "admin");
+    assert_eq!(
+        client.status().await.expect("status").confirmation,
+        Some(waiting)
+    );
+    assert!(confirm_file(data).exists());
+
+    let rolled = eventually("the automatic rollback", || {
+        let current = supervisor.owner().current();
+        (current.commit.generation == 3).then_some(current)
+    })
+    .await;
+    assert_eq!(rolled.commit.user, "system");
+    assert_eq!(
+        rolled.commit.comment,
+        "Automatic rollback: commit 2 was not confirmed within 1 second"
+    );
+    assert_eq!(rolled.config, factory_config);
+    let line = wait_log(data, "Commit 2 by admin was not confirmed within 1 second").await;
+    assert!(
+        line.contains("Warning: ") && line.ends_with("rolled back to generation 1 as generation 3"),
+        "{line}"
+    );
+    assert_eq!(client.status().await.expect("status").confirmation, None);
+    assert!(!confirm_file(data).exists());
+    match client.confirm("admin").await {
+        Err(ClientError::Refused(ControlError::NothingToConfirm)) => {}
+        other => panic!("a confirmation with none outstanding: {other:?}"),
+    }
+
+    // Confirmed explicitly: it stays past its deadline.
+    let landed = client
+        .commit_detailed(3, inbound.clone(), "admin", "tls13 again", Some(2))
+        .await
+        .expect("commit confirmed");
+    assert_eq!(landed.generation, 4);
+    assert_eq!(client.confirm("bob").await.expect("confirm"), 4);
+    assert!(!confirm_file(data).exists());
+    wait_log(data, "User bob confirmed commit 4").await;
+
+    // Confirmed by another commit: both stay.
+    let gui = with_protocols(&inbound, TlsService::GuiHttps, "1-3");
+    let landed = client
+        .commit_detailed(4, gui.clone(), "admin", "gui", Some(2))
+        .await
+        .expect("commit confirmed");
+    assert_eq!(landed.generation, 5);
+    let outbound = with_protocols(&gui, TlsService::OutboundSmtp, "1-3");
+    let landed = client
+        .commit_detailed(5, outbound.clone(), "carol", "outbound", None)
+        .await
+        .expect("commit");
+    assert_eq!((landed.generation, landed.confirmed), (6, Some(5)));
+    assert_eq!(landed.confirmation, None);
+
+    // A window in which nothing must happen: past both deadlines.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let current = supervisor.owner().current();
+    assert_eq!(current.commit.generation, 6);
+    assert_eq!(current.config, outbound);
+    supervisor.shutdown().await;
+}
+
+/// 11. A supervisor restarted while a `commit confirmed` waits still rolls it back: at the
+///     deadline, or at once when the deadline passed while it was stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_supervisor_still_rolls_back_an_unconfirmed_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let supervisor = start(data, Vec::new()).await;
+    let factory_config = supervisor.owner().current().config.clone();
+    let inbound = with_protocols(&factory_config, TlsService::InboundSmtp, "1-3");
+    let mut client = connect(data, "test").await;
+    let landed = client
+        .commit_detailed(1, inbound.clone(), "admin", "tls13", Some(3))
+        .await
+        .expect("commit confirmed");
+    let waiting = landed.confirmation.expect("outstanding");
+    drop(client);
+    supervisor.shutdown().await;
+
+    // Started again within the window: it still waits, then rolls back.
+    let supervisor = start(data, Vec::new()).await;
+    let mut client = connect(data, "test").await;
+    assert_eq!(
+        client.status().await.expect("status").confirmation,
+        Some(waiting)
+    );
+    let rolled = eventually("the rollback after a restart", || {
+        let current = supervisor.owner().current();
+        (current.commit.generation == 3).then_some(current)
+    })
+    .await;
+    assert_eq!(
+        rolled.commit.comment,
+        "Automatic rollback: commit 2 was not confirmed within 3 seconds"
+    );
+    assert_eq!(rolled.config, factory_config);
+
+    // Stopped as a crash would stop it, and started again after the deadline.
+    let landed = client
+        .commit_detailed(3, inbound.clone(), "admin", "tls13", Some(1))
+        .await
+        .expect("commit confirmed");
+    assert_eq!(landed.generation, 4);
+    drop(client);
+    drop(supervisor);
+    let deadline = landed.confirmation.expect("outstanding").deadline;
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        <= u64::try_from(deadline).expect("deadline")
+    {
+        tokio::time::sleep(POLL).await;
+    }
+    let supervisor = start(data, Vec::new()).await;
+    let rolled = eventually("the rollback at start", || {
+        let current = supervisor.owner().current();
+        (current.commit.generation == 5).then_some(current)
+    })
+    .await;
+    assert_eq!(rolled.config, factory_config);
+    wait_log(data, "its deadline passed while the supervisor was stopped").await;
+    assert!(!confirm_file(data).exists());
+    supervisor.shutdown().await;
+}

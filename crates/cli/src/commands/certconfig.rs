@@ -72,7 +72,8 @@ fn import<C: Console>(
     Ok(())
 }
 
-/// Lines up to one that is a lone `.`.
+/// Lines up to one that is a lone `.`. A private key is pasted this way: `cli_logs` records only
+/// that a block was entered.
 fn paste_block<C: Console>(session: &mut Session<C>, prompt: &str) -> Result<String, CommandError> {
     writeln!(session.out(), "{prompt}")?;
     let mut text = String::new();
@@ -82,6 +83,7 @@ fn paste_block<C: Console>(session: &mut Session<C>, prompt: &str) -> Result<Str
             .read_line("")?
             .ok_or(CommandError::InputEnded)?;
         if line.trim() == "." {
+            session.audit(None, prompt);
             return Ok(text);
         }
         text.push_str(&line);

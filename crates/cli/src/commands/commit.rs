@@ -11,30 +11,119 @@ use super::CommandError;
 use crate::console::Console;
 use crate::session::Session;
 
+/// The longest `commit confirmed` window: a day.
+const MAX_CONFIRM_MINUTES: u32 = 24 * 60;
+
+/// `commit [comment]`, `commit confirmed <minutes> [comment]`, and the form the tests use to
+/// see a rollback without waiting minutes, `commit confirmed-seconds <n> [comment]` (not shown
+/// by `help`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CommitArgs {
+    confirm_within_secs: Option<u32>,
+    comment: String,
+}
+
+fn parse_commit(args: &str) -> Result<CommitArgs, CommandError> {
+    let (first, rest) = args
+        .split_once(char::is_whitespace)
+        .map_or((args, ""), |(a, b)| (a, b.trim()));
+    let (unit_secs, max) = match first.to_ascii_lowercase().as_str() {
+        "confirmed" => (60, MAX_CONFIRM_MINUTES),
+        "confirmed-seconds" => (1, MAX_CONFIRM_MINUTES * 60),
+        _ => {
+            return Ok(CommitArgs {
+                confirm_within_secs: None,
+                comment: args.to_owned(),
+            });
+        }
+    };
+    let (n, comment) = rest
+        .split_once(char::is_whitespace)
+        .map_or((rest, ""), |(a, b)| (a, b.trim()));
+    let within = n
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| {
+            super::bad_usage(
+                "commit",
+                &format!(
+                    "'commit confirmed' needs the minutes to wait for confirmation, 1 to \
+                     {MAX_CONFIRM_MINUTES}"
+                ),
+            )
+        })?;
+    Ok(CommitArgs {
+        confirm_within_secs: Some(within * unit_secs),
+        comment: comment.to_owned(),
+    })
+}
+
 pub(super) fn commit<C: Console>(session: &mut Session<C>, args: &str) -> Result<(), CommandError> {
+    let CommitArgs {
+        confirm_within_secs,
+        comment,
+    } = parse_commit(args)?;
     let Some(config) = session.pending.clone() else {
+        if confirm_within_secs.is_none() {
+            // Nothing to commit: a `commit` is how a `commit confirmed` is confirmed.
+            let user = session.user.clone();
+            match session.runtime.block_on(session.client.confirm(&user)) {
+                Ok(generation) => {
+                    writeln!(
+                        session.out(),
+                        "There are no changes to commit. Commit {generation} is confirmed and \
+                         will not be rolled back."
+                    )?;
+                    return Ok(());
+                }
+                Err(ClientError::Refused(ControlError::NothingToConfirm)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         writeln!(session.out(), "There are no changes to commit.")?;
         return Ok(());
     };
-    let comment = if args.is_empty() {
+    let comment = if comment.is_empty() {
         session.ask("Please enter some comments describing your changes:", "")?
     } else {
-        args.to_owned()
+        comment
     };
     let base = session.base.commit.generation;
     let user = session.user.clone();
-    let result = session
-        .runtime
-        .block_on(session.client.commit(base, config, &user, &comment));
+    let result = session.runtime.block_on(session.client.commit_detailed(
+        base,
+        config,
+        &user,
+        &comment,
+        confirm_within_secs,
+    ));
     match result {
-        Ok((generation, _changes)) => {
+        Ok(landed) => {
             session.pending = None;
             session.refresh()?;
             let when = format_unix_time(session.base.commit.time);
+            let out = session.out();
             writeln!(
-                session.out(),
-                "Changes committed: {when} (configuration generation {generation})"
+                out,
+                "Changes committed: {when} (configuration generation {})",
+                landed.generation
             )?;
+            if let Some(earlier) = landed.confirmed {
+                writeln!(
+                    out,
+                    "Commit {earlier} is confirmed by this commit and will not be rolled back."
+                )?;
+            }
+            if let Some(c) = &landed.confirmation {
+                writeln!(
+                    out,
+                    "Confirm it with 'commit' (in any session) by {}, or the configuration of \
+                     generation {} is committed again automatically.",
+                    format_unix_time(c.deadline),
+                    c.previous
+                )?;
+            }
             Ok(())
         }
         Err(ClientError::Refused(ControlError::NoChanges)) => {
@@ -135,6 +224,7 @@ pub(super) fn rollbackconfig<C: Console>(
                 .to_owned(),
         ));
     }
+    session.may_change()?;
     let kept = session.runtime.block_on(session.client.kept())?;
     let current = session.base.commit.generation;
     let choices: Vec<&Commit> = kept.iter().filter(|c| c.generation != current).collect();

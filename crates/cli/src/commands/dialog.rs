@@ -22,7 +22,9 @@ pub(super) fn menu<C: Console>(
         for (name, what) in operations {
             writeln!(out, "- {name} - {what}")?;
         }
-        let Some(answer) = session.console.read_line("[]> ")? else {
+        let Some(answer) =
+            session.read_line(Some("Choose the operation you want to perform:"), "[]> ")?
+        else {
             return Ok(None);
         };
         let answer = answer.trim();

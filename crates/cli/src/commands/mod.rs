@@ -5,9 +5,11 @@ mod commit;
 mod destconfig;
 mod dialog;
 mod listenerconfig;
+mod logs;
 mod smtproutes;
 mod sslconfig;
 mod status;
+mod users;
 
 use postern_control::ClientError;
 
@@ -44,7 +46,13 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo {
         name: "commit",
         summary: "Commit the changes of this session.",
-        usage: &["commit", "commit <comment>"],
+        usage: &[
+            "commit",
+            "commit <comment>",
+            "commit confirmed <minutes> [comment]",
+            "  confirmed: rolled back automatically unless confirmed in time by a 'commit'",
+            "  (in any session; a 'commit' with no changes just confirms)",
+        ],
     },
     CommandInfo {
         name: "commitdetail",
@@ -71,6 +79,30 @@ pub const COMMANDS: &[CommandInfo] = &[
         ],
     },
     CommandInfo {
+        name: "findevent",
+        summary: "Find messages in mail_logs and show all their lines.",
+        usage: &[
+            "findevent                (asks what to search for)",
+            "findevent -m <MID> [mail_logs]",
+            "findevent [-i] -f <envelope sender regex> [mail_logs]",
+            "findevent [-i] -t <envelope recipient regex> [mail_logs]",
+            "  shows the lines of each matching message and of its connections (ICID, DCID);",
+            "  -i: case insensitive",
+        ],
+    },
+    CommandInfo {
+        name: "grep",
+        summary: "Show the lines of a log that match a regular expression.",
+        usage: &[
+            "grep                     (asks for the log and the expression)",
+            "grep [-i] [-c] <regex> <log>",
+            "grep [-i] [-c] -e <regex> <log>",
+            "  log: mail_logs, cli_logs, gui_logs or system_logs (current and rotated files);",
+            "  -i: case insensitive; -c: count the lines only;",
+            "  quote an expression with spaces: grep 'TLS success' mail_logs",
+        ],
+    },
+    CommandInfo {
         name: "help",
         summary: "List the commands, or show how to use one.",
         usage: &["help", "help <command>"],
@@ -91,6 +123,11 @@ pub const COMMANDS: &[CommandInfo] = &[
             "  max-message-size (bytes, or with a k or M suffix: 20M)",
             "  listener: its name, needed only when there are several",
         ],
+    },
+    CommandInfo {
+        name: "passwd",
+        summary: "Change your own password (at once, without 'commit').",
+        usage: &["passwd                   (asks for the old password, then the new one twice)"],
     },
     CommandInfo {
         name: "quit",
@@ -134,6 +171,28 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: &["status", "status detail"],
     },
     CommandInfo {
+        name: "tail",
+        summary: "Show the last lines of a log; on a terminal, follow it until Ctrl-C.",
+        usage: &[
+            "tail                     (a numbered list of the logs)",
+            "tail <log>",
+            "  log: mail_logs, cli_logs, gui_logs or system_logs",
+        ],
+    },
+    CommandInfo {
+        name: "userconfig",
+        summary: "Show, add or delete the accounts of administrators and operators.",
+        usage: &[
+            "userconfig               (the dialog: NEW, DELETE, PASSWORD)",
+            "userconfig print",
+            "userconfig new <name> <administrator|operator> [full name]",
+            "userconfig delete <name>",
+            "userconfig password <name>",
+            "  new and password then read the password twice (not echoed, not logged);",
+            "  operators look at the configuration and the logs and change nothing",
+        ],
+    },
+    CommandInfo {
         name: "version",
         summary: "Show the firmware version.",
         usage: &["version"],
@@ -175,6 +234,11 @@ pub(crate) fn dispatch<C: Console>(
         "listenerconfig" => listenerconfig::listenerconfig(session, args),
         "smtproutes" => smtproutes::smtproutes(session, args),
         "destconfig" => destconfig::destconfig(session, args),
+        "tail" => logs::tail(session, args),
+        "grep" => logs::grep(session, args),
+        "findevent" => logs::findevent(session, args),
+        "userconfig" => users::userconfig(session, args),
+        "passwd" | "password" => users::passwd(session, args),
         _ => Err(CommandError::Refused(unknown(name))),
     }
 }
@@ -199,20 +263,33 @@ fn refused(e: impl std::fmt::Display) -> CommandError {
 }
 
 fn unknown(name: &str) -> String {
-    let nearest = COMMANDS
-        .iter()
-        .map(|c| {
-            (
-                strsim::levenshtein(c.name, &name.to_ascii_lowercase()),
-                c.name,
-            )
-        })
-        .min();
-    match nearest {
-        Some((distance, near)) if distance <= 3 => {
+    match nearest(name) {
+        Some(near) => {
             format!("Unknown command: '{name}'. Did you mean '{near}'? Type 'help' for the list.")
         }
-        _ => format!("Unknown command: '{name}'. Type 'help' for the list of commands."),
+        None => format!("Unknown command: '{name}'. Type 'help' for the list of commands."),
+    }
+}
+
+/// The command `name` is most likely a slip for: the one a few typing errors away (a swapped
+/// pair counts as one; about one error in three letters), or the only one it begins.
+fn nearest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    let allowed = (name.chars().count() / 3).max(1);
+    let close = COMMANDS
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(c.name, &name), c.name))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min();
+    if let Some((_, near)) = close {
+        return Some(near);
+    }
+    let mut beginning = COMMANDS
+        .iter()
+        .filter(|c| name.len() >= 3 && c.name.starts_with(&name));
+    match (beginning.next(), beginning.next()) {
+        (Some(only), None) => Some(only.name),
+        _ => None,
     }
 }
 
@@ -235,4 +312,50 @@ fn help<C: Console>(session: &mut Session<C>, args: &str) -> Result<(), CommandE
         writeln!(out, "  {line}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slip_names_the_command_meant_and_nonsense_names_none() {
+        for (typed, meant) in [
+            ("sslconfg", "sslconfig"),
+            ("comit", "commit"),
+            ("grpe", "grep"),
+            ("STATSU", "status"),
+            ("commitdetial", "commitdetail"),
+            ("listener", "listenerconfig"),
+            ("find", "findevent"),
+            ("rollback", "rollbackconfig"),
+        ] {
+            assert_eq!(nearest(typed), Some(meant), "{typed}");
+        }
+        // Too short, too far, or the beginning of two commands.
+        for typed in ["ls", "xyzzy", "reboot", "com", "c"] {
+            assert_eq!(nearest(typed), None, "{typed}");
+        }
+        assert_eq!(
+            unknown("sslconfg"),
+            "Unknown command: 'sslconfg'. Did you mean 'sslconfig'? Type 'help' for the list."
+        );
+    }
+
+    #[test]
+    fn every_command_has_a_summary_and_its_forms() {
+        let mut names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        let listed = names.clone();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names, listed, "help lists each command once, in order");
+        for c in COMMANDS {
+            assert!(!c.summary.is_empty(), "{}", c.name);
+            assert!(
+                c.usage.first().is_some_and(|u| u.starts_with(c.name)),
+                "{}: the first form is the command itself",
+                c.name
+            );
+        }
+    }
 }

@@ -60,6 +60,16 @@ fn write_status(out: &mut dyn Write, s: &Status, detail: bool) -> std::io::Resul
         if degraded { "Degraded" } else { "Online" },
     )?;
     row(out, "Configuration generation", &s.generation.to_string())?;
+    if let Some(c) = &s.confirmation {
+        let waiting = format!(
+            "commit {} by {}, rolled back to generation {} at {} unless confirmed with 'commit'",
+            c.generation,
+            c.user,
+            c.previous,
+            format_unix_time(c.deadline)
+        );
+        row(out, "Awaiting confirmation", &waiting)?;
+    }
     writeln!(out)?;
     writeln!(out, "Services:")?;
     if s.services.is_empty() {
