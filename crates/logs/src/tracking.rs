@@ -377,7 +377,7 @@ fn direction(connections: impl Iterator<Item = Connection>) -> TlsDirection {
         .collect();
     report
         .shares
-        .sort_by(|a, b| b.connections.cmp(&a.connections));
+        .sort_by_key(|s| std::cmp::Reverse(s.connections));
     report.domains = domains
         .into_iter()
         .map(|(domain, protocols)| DomainTls { domain, protocols })
