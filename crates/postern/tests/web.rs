@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Gateway, cli, cli_c};
+use common::{Gateway, cli, cli_c, send_mail, starttls_protocol, wait_mail_log};
 
 fn client() -> Client {
     static PROVIDER: Once = Once::new();
@@ -796,4 +796,106 @@ async fn mail_flow_settings_over_the_api_and_the_classic_ui() {
         let page = http.get(classic(&gateway, path)).send().await.expect("GET");
         assert_eq!(page.status(), StatusCode::OK, "{path}");
     }
+}
+
+/// Mail that went through is found by Message Tracking (API and page), and the TLS Connections
+/// report counts the clear-text and the STARTTLS connections, with the sender's domain.
+#[tokio::test]
+async fn tracking_and_the_tls_report_read_what_went_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let http = client();
+    let token = token(&http, &gateway).await;
+    let rat = http
+        .put(api(
+            &gateway,
+            "/api/v1/listeners/IncomingMail/rat/example.test",
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "action": "accept" }))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(rat.status(), StatusCode::OK);
+    let commit = http
+        .post(api(&gateway, "/api/v1/commit"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(commit.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !send_mail(gateway.smtp, "alice@sender.example", "bob@example.test") {
+        assert!(Instant::now() < deadline, "the RAT entry was never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(starttls_protocol(gateway.smtp, &[]), "TLSv1.2");
+    wait_mail_log(data, |l| l.contains(" TLS success protocol TLSv1.2 "));
+
+    let url = format!(
+        "{}?sender=ALICE@sender&recipient=example.test",
+        api(&gateway, "/api/v1/tracking")
+    );
+    let found = get_json(&http, &url, &token).await;
+    let messages = found["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1, "{found}");
+    assert_eq!(messages[0]["sender"], "alice@sender.example");
+    assert_eq!(messages[0]["recipients"][0], "bob@example.test");
+    assert!(
+        messages[0]["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.contains("New SMTP ICID"))),
+        "{found}"
+    );
+    let none = get_json(
+        &http,
+        &format!("{}?sender=nobody", api(&gateway, "/api/v1/tracking")),
+        &token,
+    )
+    .await;
+    assert_eq!(none["messages"].as_array().map(Vec::len), Some(0));
+    let bad = http
+        .get(format!(
+            "{}?since=yesterday",
+            api(&gateway, "/api/v1/tracking")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let report = get_json(&http, &api(&gateway, "/api/v1/reports/tls"), &token).await;
+    let inbound = &report["inbound"];
+    assert!(inbound["clear"].as_u64().expect("clear") >= 1, "{report}");
+    assert_eq!(inbound["tls"][0]["protocol"], "TLSv1.2", "{report}");
+    assert!(
+        inbound["domains"].to_string().contains("sender.example"),
+        "{report}"
+    );
+
+    // The pages show the same.
+    let password = gateway.admin_password();
+    post_form(
+        &http,
+        classic(&gateway, "/login"),
+        &[("username", "admin"), ("password", password.as_str())],
+    )
+    .await;
+    let page = page_text(
+        &http,
+        classic(&gateway, "/monitor/tracking?recipient=bob%40example.test"),
+    )
+    .await;
+    assert!(page.contains("alice@sender.example"), "{page}");
+    assert!(
+        page.contains("id=\"tracking-count\">1 message(s)"),
+        "{page}"
+    );
+    let page = page_text(&http, classic(&gateway, "/monitor/tls")).await;
+    assert!(page.contains("<svg id=\"tls-inbound-chart\""), "{page}");
+    assert!(page.contains("TLSv1.2 ECDHE-"), "{page}");
 }

@@ -44,6 +44,8 @@ pub(crate) fn router() -> Router<Shared> {
             put(put_rat).delete(delete_rat),
         )
         .route("/api/v1/certificates", get(certificates))
+        .route("/api/v1/tracking", get(tracking))
+        .route("/api/v1/reports/tls", get(tls_report))
         .fallback(not_found)
 }
 
@@ -421,4 +423,33 @@ async fn certificates(
     Token(session): Token,
 ) -> Json<serde_json::Value> {
     answer(&state, &session, "certificates", mail::certificates)
+}
+
+async fn tracking(
+    State(state): State<Shared>,
+    Token(_session): Token,
+    query: Result<
+        axum::extract::Query<crate::monitor::TrackingQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let search = query
+        .search()
+        .map_err(|refusal| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.0))?;
+    let found = crate::monitor::track(&state.data, search).await;
+    Ok(Json(json!({
+        "messages": found.iter().map(crate::monitor::message_json).collect::<Vec<_>>(),
+        "limit": crate::monitor::TRACKING_LIMIT,
+    })))
+}
+
+async fn tls_report(
+    State(state): State<Shared>,
+    Token(_session): Token,
+) -> Json<serde_json::Value> {
+    Json(crate::monitor::report_json(
+        &crate::monitor::tls_report(&state.data).await,
+    ))
 }

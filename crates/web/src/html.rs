@@ -31,6 +31,8 @@ pub(crate) struct Viewer<'a> {
 /// The navigation entries: id, path, label.
 const NAV: &[(&str, &str, &str)] = &[
     ("nav-status", "/", "System Status"),
+    ("nav-tracking", "/monitor/tracking", "Message Tracking"),
+    ("nav-tls", "/monitor/tls", "TLS Connections"),
     ("nav-ssl", "/system/ssl", "SSL Configuration"),
     ("nav-routes", "/mail/routes", "SMTP Routes"),
     (

@@ -8,6 +8,7 @@ mod auth;
 mod classic;
 mod html;
 mod mail;
+mod monitor;
 mod openapi;
 mod serve;
 pub mod service;

@@ -191,12 +191,30 @@ pub fn document() -> Value {
                 "get": { "summary": "Imported certificates and the services that present each (the rest present the factory pair).", "security": secured,
                     "responses": with(json!({ "200": { "description": "`certificates`: {imported, factory_used_by}, `pending`." } }), errors(&["401"])) }
             },
+            "/api/v1/tracking": {
+                "get": { "summary": "Message tracking: the messages of mail_logs that match, newest first, with their log lines.", "security": secured,
+                    "parameters": [
+                        query("mid", "a message ID"), query("sender", "part of the envelope sender, any case"),
+                        query("recipient", "part of a recipient, any case"),
+                        query("since", "YYYY-MM-DD[ HH:MM[:SS]], the appliance's local time"), query("until", "likewise, exclusive")
+                    ],
+                    "responses": with(json!({ "200": { "description": "`messages`: [{mid, icid, started, sender, recipients, state, bounced, lines}], `limit`." } }), errors(&["400", "401", "422"])) }
+            },
+            "/api/v1/reports/tls": {
+                "get": { "summary": "TLS Connections: protocols and ciphers of inbound and outbound connections, failures, clear text, per domain.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "`inbound` and `outbound`: {connections, tls: [{protocol, cipher, connections}], failed, clear, domains}." } }), errors(&["401"])) }
+            },
             "/api/v1/status": {
                 "get": { "summary": "Uptime, services, gauges and counters.", "security": secured,
                     "responses": with(json!({ "200": { "description": "Status." } }), errors(&["401", "503"])) }
             }
         }
     })
+}
+
+/// A query parameter.
+fn query(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
 }
 
 /// A path parameter.

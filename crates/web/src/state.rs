@@ -21,6 +21,8 @@ pub(crate) struct AppState {
     pub(crate) sessions: Sessions,
     pub(crate) logins: LoginGate,
     pub(crate) log: SharedLog,
+    /// The data directory (its logs are read for tracking and reports).
+    pub(crate) data: std::path::PathBuf,
 }
 
 /// Why a change was refused, in the words the page and the API show.

@@ -3,6 +3,7 @@
 //! a session cookie; every form that changes something carries the session's CSRF token.
 
 mod mail;
+mod monitor;
 mod ssl;
 
 use axum::Router;
@@ -41,6 +42,8 @@ pub(crate) fn router() -> Router<Shared> {
             get(mail::listeners).post(mail::listeners_post),
         )
         .route("/network/certificates", get(mail::certificates))
+        .route("/monitor/tracking", get(monitor::tracking))
+        .route("/monitor/tls", get(monitor::tls_report))
 }
 
 /// A request from a logged-in browser. Without a live session, a page request is sent to the
