@@ -16,7 +16,7 @@ mod common;
 
 use common::{
     Captured, Finished, Gateway, HOSTNAME, POLL, SmtpClient, TIMEOUT, cli, cli_c, postern,
-    run_to_end, wait_mail_log, wait_or_kill,
+    run_to_end, starttls_protocol, wait_mail_log, wait_or_kill,
 };
 
 /// The CLI's prompt on `HOSTNAME`, without and with pending changes.
