@@ -46,6 +46,17 @@ async function refresh() {
       ["Other TLS client services", ssl.other_client.protocols.join("")],
     ]);
     document.getElementById("ngui-tls13").textContent = ssl.tls13_ciphers.join(", ");
+    const report = await api.call("GET", "/api/v1/reports/tls");
+    for (const way of ["inbound", "outbound"]) {
+      const d = report[way];
+      const pct = (n) => d.connections ? " (" + (100 * n / d.connections).toFixed(1) + "%)" : "";
+      rows(document.getElementById("ngui-tls-" + way), [
+        ["Connections", String(d.connections)],
+        ...d.tls.map((s) => [s.protocol + " " + s.cipher, s.connections + pct(s.connections)]),
+        ["TLS failed", d.failed + pct(d.failed)],
+        ["No TLS", d.clear + pct(d.clear)],
+      ]);
+    }
     show(true);
   } catch (e) {
     sessionStorage.removeItem("postern-token");
@@ -73,6 +84,22 @@ document.addEventListener("DOMContentLoaded", () => {
     try { await api.call("POST", "/api/v1/logout"); } catch (e) { /* already gone */ }
     sessionStorage.removeItem("postern-token");
     show(false);
+  });
+  document.getElementById("ngui-tracking-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = document.getElementById("ngui-tracking-error");
+    error.textContent = "";
+    const query = new URLSearchParams({
+      sender: document.getElementById("ngui-tracking-sender").value,
+      recipient: document.getElementById("ngui-tracking-recipient").value,
+    });
+    try {
+      const found = await api.call("GET", "/api/v1/tracking?" + query);
+      rows(document.getElementById("ngui-tracking-results"), found.messages.map((m) =>
+        ["MID " + m.mid + " " + (m.started || ""), (m.sender || "") + " → " + m.recipients.join(", ") + " · " + m.state]));
+    } catch (e) {
+      error.textContent = e.message;
+    }
   });
   if (api.token()) refresh(); else show(false);
 });

@@ -221,12 +221,37 @@ async fn status_page(State(state): State<Shared>, browser: Browser) -> Response 
                     &format!("{:?}, {} restarts", service.state, service.restarts),
                 ));
             }
+            let g = &status.gauges;
+            let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1_048_576.0);
+            let mut gauges = String::new();
+            gauges.push_str(&gauge(
+                "gauge-cpu",
+                "CPU",
+                f64::from(g.cpu_percent),
+                &format!("{:.0}%", g.cpu_percent),
+            ));
+            gauges.push_str(&gauge(
+                1,
+                "gauge-ram",
+                "RAM",
+                percent(g.ram_used, g.ram_total),
+                &format!("{} of {}", mib(g.ram_used), mib(g.ram_total)),
+            ));
+            gauges.push_str(&gauge(
+                2,
+                "gauge-disk",
+                "Data disk",
+                percent(g.data_disk_used, g.data_disk_total),
+                &format!("{} of {}", mib(g.data_disk_used), mib(g.data_disk_total)),
+            ));
+            rows.push_str(&row("Postern memory (RSS)", &mib(g.postern_rss)));
             let mut counters = String::new();
             for (name, value) in &status.counters {
                 counters.push_str(&row(name, &value.to_string()));
             }
             format!(
-                r#"<table id="system-status">{rows}</table><h2>Counters</h2><table id="counters">{counters}</table>"#
+                r#"<h2>Gauges</h2><svg id="gauges" class="chart" width="520" height="84" role="img" aria-label="CPU, RAM and data disk use">{gauges}</svg>
+<table id="system-status">{rows}</table><h2>Counters</h2><table id="counters">{counters}</table>"#
             )
         }
         Err(e) => format!(
@@ -235,6 +260,30 @@ async fn status_page(State(state): State<Shared>, browser: Browser) -> Response 
         ),
     };
     Html(page("System Status", &browser.viewer(&hostname), &body)).into_response()
+}
+
+fn percent(used: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        used as f64 * 100.0 / total as f64
+    }
+}
+
+/// The `row`th gauge of System Status: a bar filled to `percent`, in SVG.
+fn gauge(row: usize, id: &str, label: &str, percent: f64, text: &str) -> String {
+    let y = 2 + 28 * row;
+    let fill = percent.clamp(0.0, 100.0) * 2.0;
+    let colour = if percent >= 90.0 {
+        "#a61b1b"
+    } else {
+        "#2d6da3"
+    };
+    format!(
+        r##"<g id="{id}"><text x="0" y="{ty}" font-size="12">{label}</text><rect x="80" y="{y}" width="200" height="18" fill="#d5dbe1"></rect><rect x="80" y="{y}" width="{fill:.0}" height="18" fill="{colour}"></rect><text x="290" y="{ty}" font-size="12">{text}</text></g>"##,
+        ty = y + 13,
+        text = escape(text),
+    )
 }
 
 fn row(name: &str, value: &str) -> String {
