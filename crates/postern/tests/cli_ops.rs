@@ -807,14 +807,22 @@ fn on_a_terminal_tail_follows_until_ctrl_c_and_a_password_is_not_echoed() {
     let _gateway = Gateway::start(data, &[]);
     let mut terminal = TerminalSession::open(data);
     terminal.expect("mail.example.com> ");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(terminal.child.id()).expect("pid"));
+    let ctrl_c = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("Ctrl-C");
+    // Before anything: it neither ends the session nor stops the tail to come.
+    ctrl_c();
 
     terminal.type_line("tail system_logs");
     terminal.expect("(following; press Ctrl-C to stop)");
     let (ok, out) = cli(data, "sslconfig inbound 1-3\ncommit seen while following\n");
     assert!(ok, "{out}");
     terminal.expect("Info: User admin committed generation 2: seen while following");
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(terminal.child.id()).expect("pid"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("Ctrl-C");
+    ctrl_c();
+    terminal.expect("mail.example.com> ");
+    // At a prompt, Ctrl-C does not end the session.
+    ctrl_c();
+    terminal.type_line("status");
+    terminal.expect("Configuration generation:      2");
     terminal.expect("mail.example.com> ");
 
     // The terminal echoes what is typed, except while the password is read.

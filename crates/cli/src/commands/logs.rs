@@ -49,7 +49,7 @@ pub(super) fn tail<C: Console>(session: &mut Session<C>, args: &str) -> Result<(
     for line in &lines {
         writeln!(out, "{line}")?;
     }
-    if session.console.is_terminal() {
+    if session.interrupt.is_some() {
         follow(session, &log.current_path(&session.data))?;
     }
     Ok(())
@@ -57,11 +57,28 @@ pub(super) fn tail<C: Console>(session: &mut Session<C>, args: &str) -> Result<(
 
 /// Prints the lines written to `path` from now on, across rotations, until Ctrl-C.
 fn follow<C: Console>(session: &mut Session<C>, path: &Path) -> Result<(), CommandError> {
+    let Some(mut interrupt) = session.interrupt.take() else {
+        return Ok(());
+    };
+    let result = follow_until(session, path, &mut interrupt);
+    session.interrupt = Some(interrupt);
+    result
+}
+
+fn follow_until<C: Console>(
+    session: &mut Session<C>,
+    path: &Path,
+    interrupt: &mut tokio::signal::unix::Signal,
+) -> Result<(), CommandError> {
     writeln!(session.out(), "(following; press Ctrl-C to stop)")?;
     let mut follower = Follower::at_end(path)?;
-    let mut interrupt = session.runtime.block_on(async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-    })?;
+    session.runtime.block_on(async {
+        // A Ctrl-C pressed earlier, at a prompt, is not one for this.
+        while tokio::time::timeout(Duration::ZERO, interrupt.recv())
+            .await
+            .is_ok()
+        {}
+    });
     loop {
         let stop = session.runtime.block_on(async {
             tokio::select! {
