@@ -60,8 +60,8 @@ pub(crate) const IMAGE_PACKAGES: &[&str] = &[
 /// from bookworm-backports ([`ensure_qemu`]); openssl is the STARTTLS peer of `qemu-test`.
 pub(crate) const QEMU_PACKAGES: &[&str] = &["qemu-system-x86", "qemu-utils"];
 
-/// The STARTTLS peer of `cargo xtask qemu-test`.
-pub(crate) const QEMU_TEST_PACKAGES: &[&str] = &["openssl"];
+/// What `cargo xtask qemu-test` talks to the guest with: openssl (STARTTLS), curl (HTTPS).
+pub(crate) const QEMU_TEST_PACKAGES: &[&str] = &["openssl", "curl"];
 
 /// Debconf answers given before a package is installed, as `debconf-set-selections` reads
 /// them; each line starts with the package it is for.

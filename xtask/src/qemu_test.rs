@@ -11,10 +11,14 @@
 //!    so only the banner says the service is up.)
 //! 2. STARTTLS on the forwarded port negotiates TLS v1.2 (the factory policy: v1.1 and v1.2),
 //!    with `openssl s_client`.
-//! 3. The console login `admin` lands in the Postern CLI; its `status detail` gives the guest's
-//!    Postern memory. Then QEMU is killed, as a power cut would.
+//! 3. The Classic UI answers its login page over HTTPS on the forwarded port 443 (`curl`).
+//! 4. The console login `admin` lands in the Postern CLI; its `status detail` gives the guest's
+//!    Postern memory. Then the seed's change on the console: `sslconfig inbound 1-3` and
+//!    `commit`, after which STARTTLS negotiates TLS v1.3. Then QEMU is killed, as a power cut
+//!    would.
 //!
-//! Second boot: readiness again, on the data the first left: the boot time of every later day.
+//! Second boot: readiness again, on the data the first left: the boot time of every later day;
+//! STARTTLS still negotiates TLS v1.3 (the commit survived the power cut).
 //!
 //! Both boots: the serial log has no kernel panic, oops or BUG. It is kept, both boots one after
 //! the other, in `target/image/serial.log`.
@@ -54,6 +58,11 @@ impl QemuTest {
             .find(|f| f.guest == 25)
             .context("no SMTP forward")?
             .host;
+        let gui = forwards
+            .iter()
+            .find(|f| f.guest == 443)
+            .context("no Classic UI forward")?
+            .host;
         let dir = crate::image::dir();
         let disk = dir.join("qemu-test.qcow2");
         let image = &built.qcow2;
@@ -71,42 +80,61 @@ impl QemuTest {
 
         writeln!(log, "=== qemu-test: first boot")?;
         let mut vm = Vm::start(&disk, &forwards, log.try_clone()?)?;
-        let checks = first_boot(sh, &mut vm, smtp);
+        let checks = first_boot(sh, &mut vm, smtp, gui);
         let first = vm.finish(checks, &log_path)?;
         writeln!(log, "\n=== qemu-test: second boot")?;
         let mut vm = Vm::start(&disk, &forwards, log.try_clone()?)?;
-        let checks = readiness(&vm, smtp);
+        let checks = readiness(&vm, smtp).and_then(|ready| {
+            let protocol = starttls(sh, smtp)?;
+            if protocol.0.as_deref() != Some("TLSv1.3") {
+                bail!(
+                    "after the reboot STARTTLS did not negotiate TLS v1.3 (the commit was \
+                     lost?); openssl s_client said:\n{}",
+                    protocol.1
+                );
+            }
+            Ok(ready)
+        });
         let second = vm.finish(checks, &log_path)?;
         let _ = fs::remove_file(&disk);
 
         println!("\nqemu-test: the image booted and passed its checks");
         println!(
-            "  {:<36}{:.1} s",
+            "  {:<40}{:.1} s",
             "building what was missing",
             build_time.as_secs_f64()
         );
         for (name, boot) in [("first boot", &first.0), ("second boot", &second)] {
             println!(
-                "  {:<36}{:.1} s to `postern: ready`, {:.1} s to the SMTP 220 banner",
+                "  {:<40}{:.1} s to `postern: ready`, {:.1} s to the SMTP 220 banner",
                 format!("QEMU start -> ({name})"),
                 boot.ready.as_secs_f64(),
                 boot.banner.as_secs_f64()
             );
         }
         let checked = &first.1;
-        println!("  {:<36}{}", "STARTTLS on the forwarded port", checked.tls);
+        println!("  {:<40}{}", "STARTTLS on the forwarded port", checked.tls);
         println!(
-            "  {:<36}{}",
+            "  {:<40}{}",
+            "after sslconfig inbound 1-3 + commit", checked.tls_after
+        );
+        println!(
+            "  {:<40}TLSv1.3 (kept over the power cut)",
+            "STARTTLS after the reboot"
+        );
+        println!("  {:<40}{}", "Classic UI login page (HTTPS)", checked.gui);
+        println!(
+            "  {:<40}{}",
             "guest Postern memory (RSS)", checked.postern_rss
         );
         println!(
-            "  {:<36}{}",
+            "  {:<40}{}",
             "QEMU memory (RSS)",
             checked
                 .qemu_rss
                 .map_or("unknown".to_owned(), crate::image::mb)
         );
-        println!("  {:<36}none", "kernel panic/oops/BUG");
+        println!("  {:<40}none", "kernel panic/oops/BUG");
         Ok(())
     }
 }
@@ -120,6 +148,8 @@ struct Readiness {
 /// What the first boot's checks found.
 struct Checked {
     tls: String,
+    tls_after: String,
+    gui: String,
     postern_rss: String,
     qemu_rss: Option<u64>,
 }
@@ -138,9 +168,9 @@ fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
     Ok(Readiness { ready, banner })
 }
 
-fn first_boot(sh: &Shell, vm: &mut Vm, smtp: u16) -> anyhow::Result<(Readiness, Checked)> {
-    let ready = readiness(vm, smtp)?;
-
+/// `openssl s_client -starttls smtp` against the forwarded port: the protocol it negotiated, if
+/// any, and everything it said.
+fn starttls(sh: &Shell, smtp: u16) -> anyhow::Result<(Option<String>, String)> {
     let port = smtp.to_string();
     let output = cmd!(
         sh,
@@ -154,7 +184,44 @@ fn first_boot(sh: &Shell, vm: &mut Vm, smtp: u16) -> anyhow::Result<(Readiness, 
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let protocol = field(&text, "Protocol version:");
+    Ok((field(&text, "Protocol version:"), text))
+}
+
+/// The Classic UI's login page over HTTPS on the forwarded port: the TLS version curl got.
+fn classic_ui_login(sh: &Shell, port: u16) -> anyhow::Result<String> {
+    let url = format!("https://127.0.0.1:{port}/login");
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let page = cmd!(sh, "curl -sk --max-time 20 {url}")
+            .ignore_status()
+            .read()?;
+        if page.contains("id=\"login\"") {
+            let verbose = cmd!(sh, "curl -sk -v --max-time 20 -o /dev/null {url}")
+                .ignore_status()
+                .output()?;
+            let said = String::from_utf8_lossy(&verbose.stderr).into_owned();
+            let tls = said
+                .lines()
+                .find_map(|l| l.split("SSL connection using ").nth(1))
+                .unwrap_or("TLS (version not reported)");
+            return Ok(format!("login page over {}", tls.trim()));
+        }
+        if Instant::now() > deadline {
+            bail!("the Classic UI did not serve its login page on {url}: {page}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn first_boot(
+    sh: &Shell,
+    vm: &mut Vm,
+    smtp: u16,
+    gui: u16,
+) -> anyhow::Result<(Readiness, Checked)> {
+    let ready = readiness(vm, smtp)?;
+
+    let (protocol, text) = starttls(sh, smtp)?;
     if protocol.as_deref() != Some("TLSv1.2") {
         bail!("STARTTLS did not negotiate TLS v1.2; openssl s_client said:\n{text}");
     }
@@ -162,6 +229,7 @@ fn first_boot(sh: &Shell, vm: &mut Vm, smtp: u16) -> anyhow::Result<(Readiness, 
         "TLSv1.2, {}",
         field(&text, "Ciphersuite:").unwrap_or_default()
     );
+    let gui = classic_ui_login(sh, gui)?;
 
     // The console login; getty drew its prompt at boot.
     let at = vm.wait_for("login:", 0, STEP_TIMEOUT)?;
@@ -177,10 +245,35 @@ fn first_boot(sh: &Shell, vm: &mut Vm, smtp: u16) -> anyhow::Result<(Readiness, 
         .and_then(|l| l.split("Postern Memory (RSS)").nth(1))
         .map(|v| v.trim().to_owned())
         .context("`status detail` showed no Postern Memory (RSS)")?;
+    // The seed's change, on the console: TLS v1.3 for inbound SMTP, committed.
+    vm.send("sslconfig inbound 1-3\n")?;
+    let at = vm.wait_for(
+        "Inbound SMTP method: tlsv1_1tlsv1_2tlsv1_3",
+        at,
+        STEP_TIMEOUT,
+    )?;
+    vm.send("commit TLS 1.3 for inbound (qemu-test)\n")?;
+    let at = vm.wait_for("Changes committed", at, STEP_TIMEOUT)?;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let tls_after = loop {
+        let (protocol, text) = starttls(sh, smtp)?;
+        if protocol.as_deref() == Some("TLSv1.3") {
+            break format!(
+                "TLSv1.3, {}",
+                field(&text, "Ciphersuite:").unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("STARTTLS did not become TLS v1.3 after the commit:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     vm.send("quit\n")?;
     vm.wait_for("login:", at, STEP_TIMEOUT)?;
     let checked = Checked {
         tls,
+        tls_after,
+        gui,
         postern_rss,
         qemu_rss: vm.rss(),
     };

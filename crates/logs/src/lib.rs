@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod mail;
+pub mod tracking;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};

@@ -2,8 +2,7 @@
 //! the log commands (`tail`, `grep`, `findevent`), with the real `postern` binary as gateway
 //! and CLI, each test on a fresh data directory.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,7 +10,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{
-    Captured, Finished, Gateway, POLL, TIMEOUT, cli, cli_c, postern, run_to_end, wait_mail_log,
+    Captured, Finished, Gateway, POLL, TIMEOUT, cli, cli_c, postern, run_to_end, send_mail,
+    wait_mail_log,
 };
 
 const FACTORY_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2\n";
@@ -317,71 +317,6 @@ fn every_line_entered_goes_to_cli_logs_and_secrets_do_not() {
 // ---------------------------------------------------------------------------------------------
 // tail, grep, findevent
 
-/// A plain SMTP client, enough to hand the gateway a message.
-struct SmtpClient {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl SmtpClient {
-    fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to smtpd");
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .expect("read timeout");
-        let writer = stream.try_clone().expect("cloning the stream");
-        let mut client = Self {
-            reader: BufReader::new(stream),
-            writer,
-        };
-        let greeting = client.reply();
-        assert!(greeting.starts_with("220 "), "{greeting}");
-        client
-    }
-
-    fn reply(&mut self) -> String {
-        let mut reply = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).expect("reading a reply");
-            assert!(n > 0, "the server closed the connection; so far: {reply:?}");
-            reply.push_str(&line);
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return reply;
-            }
-        }
-    }
-
-    fn command(&mut self, line: &str) -> String {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("sending a command");
-        self.reply()
-    }
-}
-
-/// Sends one message from `sender` to `recipient` on a connection of its own; answers whether
-/// the recipient was accepted (the RAT entry may not be applied yet).
-fn send(port: u16, sender: &str, recipient: &str) -> bool {
-    let mut smtp = SmtpClient::connect(port);
-    assert!(smtp.command("EHLO client.example.net").starts_with("250"));
-    let mail = smtp.command(&format!("MAIL FROM:<{sender}>"));
-    assert!(mail.starts_with("250 "), "{mail}");
-    let rcpt = smtp.command(&format!("RCPT TO:<{recipient}>"));
-    if !rcpt.starts_with("250 ") {
-        assert!(rcpt.starts_with("550 5.7.1 "), "{rcpt}");
-        let _ = smtp.command("QUIT");
-        return false;
-    }
-    assert!(smtp.command("DATA").starts_with("354 "));
-    let queued = smtp.command(&format!(
-        "From: <{sender}>\r\nTo: <{recipient}>\r\nSubject: logs\r\n\r\nHello.\r\n."
-    ));
-    assert!(queued.starts_with("250 "), "{queued}");
-    assert!(smtp.command("QUIT").starts_with("221 "));
-    true
-}
-
 /// The MID of the last message from `sender`, from its `From:` line (earlier ones may have
 /// been refused at RCPT).
 fn mid_of(log: &str, sender: &str) -> String {
@@ -411,11 +346,15 @@ fn findevent_grep_and_tail_read_the_mail_that_went_through() {
     assert!(ok, "{out}");
     // smtpd applies the commit to connections after it has seen it.
     let deadline = Instant::now() + TIMEOUT;
-    while !send(gateway.smtp, "alice@example.net", "bob@example.test") {
+    while !send_mail(gateway.smtp, "alice@example.net", "bob@example.test") {
         assert!(Instant::now() < deadline, "the RAT entry was not applied");
         thread::sleep(POLL);
     }
-    assert!(send(gateway.smtp, "carol@example.net", "dave@example.test"));
+    assert!(send_mail(
+        gateway.smtp,
+        "carol@example.net",
+        "dave@example.test"
+    ));
     let log = wait_mail_log(data, |l| l.contains(" From: <carol@example.net>"));
     let log = wait_mail_log(data, |l| {
         l.ends_with(&format!(

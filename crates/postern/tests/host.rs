@@ -15,8 +15,8 @@ use tempfile::TempDir;
 mod common;
 
 use common::{
-    Captured, Finished, Gateway, HOSTNAME, POLL, TIMEOUT, cli, cli_c, postern, run_to_end,
-    wait_mail_log, wait_or_kill,
+    Captured, Finished, Gateway, HOSTNAME, POLL, SmtpClient, TIMEOUT, cli, cli_c, postern,
+    run_to_end, starttls_protocol, wait_mail_log, wait_or_kill,
 };
 
 /// The CLI's prompt on `HOSTNAME`, without and with pending changes.
@@ -389,22 +389,6 @@ fn the_seed_dialog_turns_on_tls13_for_inbound_smtp() {
         status.stdout.contains("Inbound TLS Successes"),
         "{status:?}"
     );
-}
-
-/// The protocol `openssl s_client -starttls smtp` negotiates with the gateway, or `failed`.
-fn starttls_protocol(port: u16, extra: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(["s_client", "-starttls", "smtp", "-brief", "-connect"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl s_client (Debian package openssl)");
-    let text =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("Protocol version: "))
-        .map_or_else(|| "failed".to_owned(), |v| v.trim().to_owned())
 }
 
 #[test]
@@ -1164,53 +1148,6 @@ fn the_mail_flow_dialogs() {
         has_row(&printed, &["example.test", "Required", "-", "Verify", "5"]),
         "{printed}"
     );
-}
-
-/// A minimal SMTP client for the tests: one command, one (possibly multi-line) reply.
-struct SmtpClient {
-    reader: std::io::BufReader<std::net::TcpStream>,
-    writer: std::net::TcpStream,
-}
-
-impl SmtpClient {
-    /// Connects and reads the greeting.
-    fn connect(address: &str) -> (Self, String) {
-        let stream = std::net::TcpStream::connect(address)
-            .unwrap_or_else(|e| panic!("connecting to {address}: {e}"));
-        stream
-            .set_read_timeout(Some(TIMEOUT))
-            .expect("read timeout");
-        let writer = stream.try_clone().expect("cloning the stream");
-        let mut client = Self {
-            reader: std::io::BufReader::new(stream),
-            writer,
-        };
-        let greeting = client.reply();
-        (client, greeting)
-    }
-
-    /// The next reply, all its lines.
-    fn reply(&mut self) -> String {
-        use std::io::BufRead;
-        let mut reply = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).expect("reading a reply");
-            assert!(n > 0, "the server closed the connection; so far: {reply:?}");
-            reply.push_str(&line);
-            // `250-...` goes on, `250 ...` is the last line.
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return reply;
-            }
-        }
-    }
-
-    fn command(&mut self, line: &str) -> String {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .expect("sending a command");
-        self.reply()
-    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Gateway, cli, cli_c};
+use common::{Gateway, cli, cli_c, send_mail, starttls_protocol, wait_mail_log};
 
 fn client() -> Client {
     static PROVIDER: Once = Once::new();
@@ -147,10 +147,11 @@ async fn nothing_but_login_and_assets_answers_without_a_session() {
         .await
         .expect("JSON");
     let paths = doc["paths"].as_object().expect("paths");
-    assert!(paths.len() >= 7, "{doc}");
+    assert!(paths.len() >= 13, "{doc}");
     let token = token(&http, &gateway).await;
     for (path, operations) in paths {
-        for method in operations.as_object().expect("operations").keys() {
+        let methods = operations.as_object().expect("operations").keys();
+        for method in methods.filter(|m| *m != "parameters") {
             let method =
                 reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
             let public = path.ends_with("/login") || path.ends_with("/openapi.json");
@@ -671,4 +672,230 @@ async fn a_client_without_tls13_is_refused_when_gui_https_is_tls13_only() {
     }
     assert!(curl_connects(&urls[1], true));
     until_serving(&http, &urls[1]).await;
+}
+
+/// Routes, destination controls, the RAT and the certificates over the API; the same settings
+/// through the Classic UI's forms, with the reasons of a refusal on the page.
+#[tokio::test]
+async fn mail_flow_settings_over_the_api_and_the_classic_ui() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let http = client();
+    let token = token(&http, &gateway).await;
+    let put = |path: &str, body: Value| {
+        http.put(api(&gateway, path))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let route = put(
+        "/api/v1/routes/example.com",
+        json!({ "hosts": ["127.0.0.1:2526"] }),
+    )
+    .await
+    .expect("PUT");
+    assert_eq!(route.status(), StatusCode::OK);
+    let body: Value = route.json().await.expect("JSON");
+    assert_eq!(body["routes"][0]["hosts"][0], "127.0.0.1:2526", "{body}");
+    assert_eq!(body["pending"], true);
+    let bad = put("/api/v1/routes/not a domain", json!({ "hosts": ["x"] }))
+        .await
+        .expect("PUT");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let dest = put(
+        "/api/v1/destinations/example.com",
+        json!({ "tls": "required-verify", "max_concurrency": 5 }),
+    )
+    .await
+    .expect("PUT");
+    assert_eq!(dest.status(), StatusCode::OK);
+    let rat = put(
+        "/api/v1/listeners/IncomingMail/rat/example.com",
+        json!({ "action": "accept" }),
+    )
+    .await
+    .expect("PUT");
+    assert_eq!(rat.status(), StatusCode::OK);
+    let all = http
+        .delete(api(&gateway, "/api/v1/destinations/ALL"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(all.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let certificates = get_json(&http, &api(&gateway, "/api/v1/certificates"), &token).await;
+    assert!(
+        certificates["certificates"]["factory_used_by"]
+            .to_string()
+            .contains("GUI HTTPS"),
+        "{certificates}"
+    );
+    let committed = http
+        .post(api(&gateway, "/api/v1/commit"))
+        .bearer_auth(&token)
+        .json(&json!({ "comment": "mail flow over the API" }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(committed.status(), StatusCode::OK);
+    let routes = cli_c(data, "smtproutes print");
+    assert!(routes.stdout.contains("127.0.0.1:2526"), "{routes:?}");
+    let dests = cli_c(data, "destconfig print");
+    assert!(dests.stdout.contains("example.com"), "{dests:?}");
+    let rat = cli_c(data, "listenerconfig rcptaccess print");
+    assert!(rat.stdout.contains("example.com"), "{rat:?}");
+
+    // The Classic UI: log in, add a route through the form, see a refusal explained.
+    let password = gateway.admin_password();
+    let login = post_form(
+        &http,
+        classic(&gateway, "/login"),
+        &[("username", "admin"), ("password", password.as_str())],
+    )
+    .await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let page = page_text(&http, classic(&gateway, "/mail/routes")).await;
+    assert!(page.contains("127.0.0.1:2526"), "{page}");
+    let csrf = csrf_of(&page);
+    let added = post_form(
+        &http,
+        classic(&gateway, "/mail/routes"),
+        &[
+            ("csrf", csrf.as_str()),
+            ("action", "set"),
+            ("domain", ".example.org"),
+            ("hosts", "mx1.example.org, mx2.example.org:2525"),
+        ],
+    )
+    .await;
+    assert_eq!(added.status(), StatusCode::SEE_OTHER);
+    let page = page_text(&http, classic(&gateway, "/mail/routes")).await;
+    assert!(page.contains("mx2.example.org:2525"), "{page}");
+    assert!(page.contains("id=\"uncommitted\""), "{page}");
+    let refused = post_form(
+        &http,
+        classic(&gateway, "/mail/destinations"),
+        &[
+            ("csrf", csrf.as_str()),
+            ("action", "set"),
+            ("domain", "example.net"),
+            ("tls", "required"),
+            ("max_concurrency", "5000"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = refused.text().await.expect("text");
+    assert!(text.contains("from 1 to 1000"), "{text}");
+    for path in [
+        "/mail/destinations",
+        "/mail/listeners",
+        "/network/certificates",
+    ] {
+        let page = http.get(classic(&gateway, path)).send().await.expect("GET");
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+    }
+}
+
+/// Mail that went through is found by Message Tracking (API and page), and the TLS Connections
+/// report counts the clear-text and the STARTTLS connections, with the sender's domain.
+#[tokio::test]
+async fn tracking_and_the_tls_report_read_what_went_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let http = client();
+    let token = token(&http, &gateway).await;
+    let rat = http
+        .put(api(
+            &gateway,
+            "/api/v1/listeners/IncomingMail/rat/example.test",
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "action": "accept" }))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(rat.status(), StatusCode::OK);
+    let commit = http
+        .post(api(&gateway, "/api/v1/commit"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(commit.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !send_mail(gateway.smtp, "alice@sender.example", "bob@example.test") {
+        assert!(Instant::now() < deadline, "the RAT entry was never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(starttls_protocol(gateway.smtp, &[]), "TLSv1.2");
+    wait_mail_log(data, |l| l.contains(" TLS success protocol TLSv1.2 "));
+
+    let url = format!(
+        "{}?sender=ALICE@sender&recipient=example.test",
+        api(&gateway, "/api/v1/tracking")
+    );
+    let found = get_json(&http, &url, &token).await;
+    let messages = found["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1, "{found}");
+    assert_eq!(messages[0]["sender"], "alice@sender.example");
+    assert_eq!(messages[0]["recipients"][0], "bob@example.test");
+    assert!(
+        messages[0]["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.contains("New SMTP ICID"))),
+        "{found}"
+    );
+    let none = get_json(
+        &http,
+        &format!("{}?sender=nobody", api(&gateway, "/api/v1/tracking")),
+        &token,
+    )
+    .await;
+    assert_eq!(none["messages"].as_array().map(Vec::len), Some(0));
+    let bad = http
+        .get(format!(
+            "{}?since=yesterday",
+            api(&gateway, "/api/v1/tracking")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let report = get_json(&http, &api(&gateway, "/api/v1/reports/tls"), &token).await;
+    let inbound = &report["inbound"];
+    assert!(inbound["clear"].as_u64().expect("clear") >= 1, "{report}");
+    assert_eq!(inbound["tls"][0]["protocol"], "TLSv1.2", "{report}");
+    assert!(
+        inbound["domains"].to_string().contains("sender.example"),
+        "{report}"
+    );
+
+    // The pages show the same.
+    let password = gateway.admin_password();
+    post_form(
+        &http,
+        classic(&gateway, "/login"),
+        &[("username", "admin"), ("password", password.as_str())],
+    )
+    .await;
+    let page = page_text(
+        &http,
+        classic(&gateway, "/monitor/tracking?recipient=bob%40example.test"),
+    )
+    .await;
+    assert!(page.contains("alice@sender.example"), "{page}");
+    assert!(
+        page.contains("id=\"tracking-count\">1 message(s)"),
+        "{page}"
+    );
+    let page = page_text(&http, classic(&gateway, "/monitor/tls")).await;
+    assert!(page.contains("<svg id=\"tls-inbound-chart\""), "{page}");
+    assert!(page.contains("TLSv1.2 ECDHE-"), "{page}");
 }

@@ -3,19 +3,20 @@
 //! Every error is JSON: `{"error": "…"}`.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Extension, FromRequestParts, State};
+use axum::extract::{Extension, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{LoginError, SessionId, SessionInfo, SessionKind};
+use crate::mail::{self, DestinationChange};
 use crate::serve::Peer;
 use crate::ssl::{SslChange, SslSettings};
-use crate::state::{CommitOutcome, Shared};
+use crate::state::{CommitOutcome, Refusal, Shared};
 
 pub(crate) fn router() -> Router<Shared> {
     Router::new()
@@ -26,6 +27,25 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/api/v1/commit", post(commit))
         .route("/api/v1/clear", post(clear))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/routes", get(routes))
+        .route(
+            "/api/v1/routes/{domain}",
+            put(put_route).delete(delete_route),
+        )
+        .route("/api/v1/destinations", get(destinations))
+        .route(
+            "/api/v1/destinations/{domain}",
+            put(put_destination).delete(delete_destination),
+        )
+        .route("/api/v1/listeners", get(listeners))
+        .route("/api/v1/listeners/{name}", put(put_listener))
+        .route(
+            "/api/v1/listeners/{name}/rat/{domain}",
+            put(put_rat).delete(delete_rat),
+        )
+        .route("/api/v1/certificates", get(certificates))
+        .route("/api/v1/tracking", get(tracking))
+        .route("/api/v1/reports/tls", get(tls_report))
         .fallback(not_found)
 }
 
@@ -247,4 +267,189 @@ async fn status(
     serde_json::to_value(&status)
         .map(Json)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// A view of the session's configuration with whether it has pending changes.
+fn answer(
+    state: &Shared,
+    session: &SessionInfo,
+    key: &str,
+    view: fn(&postern_config::Config) -> serde_json::Value,
+) -> Json<serde_json::Value> {
+    let config = state.view(&session.id);
+    Json(json!({
+        key: view(&config),
+        "pending": state.sessions.pending(&session.id).is_some(),
+    }))
+}
+
+/// Stages `change` in the token's session and answers the changed view, or why not.
+fn staged(
+    state: &Shared,
+    session: &SessionInfo,
+    what: &str,
+    change: impl FnOnce(&mut postern_config::Config) -> Result<(), Refusal>,
+) -> Result<(), ApiError> {
+    state
+        .stage(&session.id, change)
+        .map_err(|refusal| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.0))?;
+    state.log.info(&format!(
+        "The user {} changed {what} through the REST API (pending until committed).",
+        session.user
+    ));
+    Ok(())
+}
+
+async fn routes(State(state): State<Shared>, Token(session): Token) -> Json<serde_json::Value> {
+    answer(&state, &session, "routes", mail::routes)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteBody {
+    hosts: Vec<String>,
+}
+
+async fn put_route(
+    State(state): State<Shared>,
+    Token(session): Token,
+    Path(domain): Path<String>,
+    body: Result<Json<RouteBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
+    staged(&state, &session, "an SMTP route", |c| {
+        mail::set_route(c, &domain, &body.hosts)
+    })?;
+    Ok(answer(&state, &session, "routes", mail::routes))
+}
+
+async fn delete_route(
+    State(state): State<Shared>,
+    Token(session): Token,
+    Path(domain): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    staged(&state, &session, "an SMTP route", |c| {
+        mail::delete_route(c, &domain)
+    })?;
+    Ok(answer(&state, &session, "routes", mail::routes))
+}
+
+async fn destinations(
+    State(state): State<Shared>,
+    Token(session): Token,
+) -> Json<serde_json::Value> {
+    answer(&state, &session, "destinations", mail::destinations)
+}
+
+async fn put_destination(
+    State(state): State<Shared>,
+    Token(session): Token,
+    Path(domain): Path<String>,
+    body: Result<Json<DestinationChange>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(change) = body?;
+    staged(&state, &session, "destination controls", |c| {
+        mail::set_destination(c, &domain, &change)
+    })?;
+    Ok(answer(&state, &session, "destinations", mail::destinations))
+}
+
+async fn delete_destination(
+    State(state): State<Shared>,
+    Token(session): Token,
+    Path(domain): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    staged(&state, &session, "destination controls", |c| {
+        mail::delete_destination(c, &domain)
+    })?;
+    Ok(answer(&state, &session, "destinations", mail::destinations))
+}
+
+async fn listeners(State(state): State<Shared>, Token(session): Token) -> Json<serde_json::Value> {
+    answer(&state, &session, "listeners", mail::listeners)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerBody {
+    tls: String,
+}
+
+async fn put_listener(
+    State(state): State<Shared>,
+    Token(session): Token,
+    Path(name): Path<String>,
+    body: Result<Json<ListenerBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
+    staged(&state, &session, "a listener", |c| {
+        mail::set_listener_tls(c, &name, &body.tls)
+    })?;
+    Ok(answer(&state, &session, "listeners", mail::listeners))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatBody {
+    action: String,
+}
+
+async fn put_rat(
+    State(state): State<Shared>,
+    Token(session): Token,
+    Path((name, domain)): Path<(String, String)>,
+    body: Result<Json<RatBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Json(body) = body?;
+    staged(&state, &session, "a Recipient Access Table", |c| {
+        mail::set_rat(c, &name, &domain, &body.action)
+    })?;
+    Ok(answer(&state, &session, "listeners", mail::listeners))
+}
+
+async fn delete_rat(
+    State(state): State<Shared>,
+    Token(session): Token,
+    Path((name, domain)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    staged(&state, &session, "a Recipient Access Table", |c| {
+        mail::delete_rat(c, &name, &domain)
+    })?;
+    Ok(answer(&state, &session, "listeners", mail::listeners))
+}
+
+async fn certificates(
+    State(state): State<Shared>,
+    Token(session): Token,
+) -> Json<serde_json::Value> {
+    answer(&state, &session, "certificates", mail::certificates)
+}
+
+async fn tracking(
+    State(state): State<Shared>,
+    Token(_session): Token,
+    query: Result<
+        axum::extract::Query<crate::monitor::TrackingQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let axum::extract::Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let search = query
+        .search()
+        .map_err(|refusal| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.0))?;
+    let found = crate::monitor::track(&state.data, search).await;
+    Ok(Json(json!({
+        "messages": found.iter().map(crate::monitor::message_json).collect::<Vec<_>>(),
+        "limit": crate::monitor::TRACKING_LIMIT,
+    })))
+}
+
+async fn tls_report(
+    State(state): State<Shared>,
+    Token(_session): Token,
+) -> Json<serde_json::Value> {
+    Json(crate::monitor::report_json(
+        &crate::monitor::tls_report(&state.data).await,
+    ))
 }

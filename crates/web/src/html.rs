@@ -31,7 +31,17 @@ pub(crate) struct Viewer<'a> {
 /// The navigation entries: id, path, label.
 const NAV: &[(&str, &str, &str)] = &[
     ("nav-status", "/", "System Status"),
+    ("nav-tracking", "/monitor/tracking", "Message Tracking"),
+    ("nav-tls", "/monitor/tls", "TLS Connections"),
     ("nav-ssl", "/system/ssl", "SSL Configuration"),
+    ("nav-routes", "/mail/routes", "SMTP Routes"),
+    (
+        "nav-destinations",
+        "/mail/destinations",
+        "Destination Controls",
+    ),
+    ("nav-listeners", "/mail/listeners", "Listeners"),
+    ("nav-certificates", "/network/certificates", "Certificates"),
 ];
 
 /// A whole page of a logged-in user: `body` inside the frame.

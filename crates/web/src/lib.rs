@@ -7,6 +7,8 @@ mod assets;
 mod auth;
 mod classic;
 mod html;
+mod mail;
+mod monitor;
 mod openapi;
 mod serve;
 pub mod service;

@@ -135,12 +135,91 @@ pub fn document() -> Value {
                 "post": { "summary": "Discard the session's staged changes.", "security": secured,
                     "responses": with(json!({ "200": { "description": "Nothing is pending." } }), errors(&["401"])) }
             },
+            "/api/v1/routes": {
+                "get": { "summary": "SMTP routes: a domain (or ALL) to the hosts tried in order.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "`routes`: [{domain, hosts}], `pending`." } }), errors(&["401"])) }
+            },
+            "/api/v1/routes/{domain}": {
+                "parameters": [param("domain", "example.com, .example.com for its subdomains, or ALL")],
+                "put": { "summary": "Stage the route of a domain.", "security": secured,
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["hosts"], "additionalProperties": false,
+                        "properties": { "hosts": { "type": "array", "items": { "type": "string", "examples": ["mx.example.com:2525"] } } } } } } },
+                    "responses": with(json!({ "200": { "description": "Staged; the routes as the session sees them." } }), errors(&["400", "401", "413", "415", "422"])) },
+                "delete": { "summary": "Stage the removal of a route.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "Staged." } }), errors(&["401", "422"])) }
+            },
+            "/api/v1/destinations": {
+                "get": { "summary": "Destination controls: TLS and concurrency per domain; ALL for the rest.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "`destinations`: [{domain, tls, max_concurrency}], `pending`." } }), errors(&["401"])) }
+            },
+            "/api/v1/destinations/{domain}": {
+                "parameters": [param("domain", "example.com, .example.com, or ALL")],
+                "put": { "summary": "Stage the controls of a domain (a new one starts from ALL).", "security": secured,
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "additionalProperties": false,
+                        "properties": {
+                            "tls": { "type": "string", "enum": ["no", "preferred", "required", "preferred-verify", "required-verify"] },
+                            "max_concurrency": { "type": "integer", "minimum": 1, "maximum": 1000 } } } } } },
+                    "responses": with(json!({ "200": { "description": "Staged." } }), errors(&["400", "401", "413", "415", "422"])) },
+                "delete": { "summary": "Stage the removal of a domain's controls (not ALL).", "security": secured,
+                    "responses": with(json!({ "200": { "description": "Staged." } }), errors(&["401", "422"])) }
+            },
+            "/api/v1/listeners": {
+                "get": { "summary": "SMTP listeners: address, TLS, Recipient Access Table, limits.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "`listeners`, `pending`." } }), errors(&["401"])) }
+            },
+            "/api/v1/listeners/{name}": {
+                "parameters": [param("name", "the listener's name, e.g. IncomingMail")],
+                "put": { "summary": "Stage a listener's TLS.", "security": secured,
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["tls"], "additionalProperties": false,
+                        "properties": { "tls": { "type": "string", "enum": ["no", "preferred", "required"] } } } } } },
+                    "responses": with(json!({ "200": { "description": "Staged." } }), errors(&["400", "401", "413", "415", "422"])) }
+            },
+            "/api/v1/listeners/{name}/rat/{domain}": {
+                "parameters": [param("name", "the listener's name"), param("domain", "example.com, .example.com, or ALL")],
+                "put": { "summary": "Stage a Recipient Access Table entry.", "security": secured,
+                    "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                        "type": "object", "required": ["action"], "additionalProperties": false,
+                        "properties": { "action": { "type": "string", "enum": ["accept", "reject"] } } } } } },
+                    "responses": with(json!({ "200": { "description": "Staged." } }), errors(&["400", "401", "413", "415", "422"])) },
+                "delete": { "summary": "Stage the removal of a Recipient Access Table entry.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "Staged." } }), errors(&["401", "422"])) }
+            },
+            "/api/v1/certificates": {
+                "get": { "summary": "Imported certificates and the services that present each (the rest present the factory pair).", "security": secured,
+                    "responses": with(json!({ "200": { "description": "`certificates`: {imported, factory_used_by}, `pending`." } }), errors(&["401"])) }
+            },
+            "/api/v1/tracking": {
+                "get": { "summary": "Message tracking: the messages of mail_logs that match, newest first, with their log lines.", "security": secured,
+                    "parameters": [
+                        query("mid", "a message ID"), query("sender", "part of the envelope sender, any case"),
+                        query("recipient", "part of a recipient, any case"),
+                        query("since", "YYYY-MM-DD[ HH:MM[:SS]], the appliance's local time"), query("until", "likewise, exclusive")
+                    ],
+                    "responses": with(json!({ "200": { "description": "`messages`: [{mid, icid, started, sender, recipients, state, bounced, lines}], `limit`." } }), errors(&["400", "401", "422"])) }
+            },
+            "/api/v1/reports/tls": {
+                "get": { "summary": "TLS Connections: protocols and ciphers of inbound and outbound connections, failures, clear text, per domain.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "`inbound` and `outbound`: {connections, tls: [{protocol, cipher, connections}], failed, clear, domains}." } }), errors(&["401"])) }
+            },
             "/api/v1/status": {
                 "get": { "summary": "Uptime, services, gauges and counters.", "security": secured,
                     "responses": with(json!({ "200": { "description": "Status." } }), errors(&["401", "503"])) }
             }
         }
     })
+}
+
+/// A query parameter.
+fn query(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } })
+}
+
+/// A path parameter.
+fn param(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
 }
 
 fn describe(code: &str) -> &'static str {

@@ -31,6 +31,13 @@ const MAX_CONNECTIONS: usize = 512;
 
 /// Headers on every answer: no caching of admin pages, no framing, scripts only from here.
 pub(crate) async fn security_headers(mut response: Response) -> Response {
+    // A body refused for its size was not read: the connection cannot carry another request,
+    // and the client must know not to reuse it.
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let headers = response.headers_mut();
     let set = [
         (header::CACHE_CONTROL, "no-store"),

@@ -76,6 +76,7 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
         sessions: Sessions::restore(&sessions_file),
         logins: LoginGate::default(),
         log: log.clone(),
+        data: data.to_owned(),
     });
     let (shutdown, _) = watch::channel(false);
     let mut servers = JoinSet::new();

@@ -8,6 +8,8 @@ use postern_config::{CipherString, Config, ProtocolRange, TlsService, TlsVersion
 use postern_tls::ciphers::for_range;
 use serde::{Deserialize, Serialize};
 
+use crate::state::Refusal;
+
 /// The services with protocols and a cipher string of their own, in the page's order.
 pub(crate) const SERVICES: [TlsService; 3] = [
     TlsService::GuiHttps,
@@ -106,11 +108,6 @@ pub(crate) struct ServiceChange {
 pub(crate) struct OtherChange {
     pub(crate) tls_v1_0: bool,
 }
-
-/// Why a change was refused, in the words the page and the API show.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct Refusal(pub(crate) String);
 
 impl SslChange {
     fn service_mut(&mut self, service: TlsService) -> &mut Option<ServiceChange> {

@@ -21,6 +21,20 @@ pub(crate) struct AppState {
     pub(crate) sessions: Sessions,
     pub(crate) logins: LoginGate,
     pub(crate) log: SharedLog,
+    /// The data directory (its logs are read for tracking and reports).
+    pub(crate) data: std::path::PathBuf,
+}
+
+/// Why a change was refused, in the words the page and the API show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Refusal(pub(crate) String);
+
+impl Refusal {
+    /// Checks the whole changed configuration, as the supervisor will at commit.
+    pub(crate) fn validate(config: &Config) -> Result<(), Refusal> {
+        config.validate().map_err(|e| Refusal(format!("{e}.")))
+    }
 }
 
 /// What a commit of a session's pending changes came to.

@@ -306,3 +306,89 @@ impl Drop for Gateway {
         let _ = self.child.wait();
     }
 }
+
+/// A minimal SMTP client for the tests: one command, one (possibly multi-line) reply.
+pub(crate) struct SmtpClient {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl SmtpClient {
+    /// Connects and reads the greeting.
+    pub(crate) fn connect(address: &str) -> (Self, String) {
+        let stream = std::net::TcpStream::connect(address)
+            .unwrap_or_else(|e| panic!("connecting to {address}: {e}"));
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("read timeout");
+        let writer = stream.try_clone().expect("cloning the stream");
+        let mut client = Self {
+            reader: std::io::BufReader::new(stream),
+            writer,
+        };
+        let greeting = client.reply();
+        (client, greeting)
+    }
+
+    /// The next reply, all its lines.
+    pub(crate) fn reply(&mut self) -> String {
+        use std::io::BufRead;
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).expect("reading a reply");
+            assert!(n > 0, "the server closed the connection; so far: {reply:?}");
+            reply.push_str(&line);
+            // `250-...` goes on, `250 ...` is the last line.
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    }
+
+    pub(crate) fn command(&mut self, line: &str) -> String {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("sending a command");
+        self.reply()
+    }
+}
+
+/// Sends one message from `sender` to `recipient` on a connection of its own; answers whether
+/// the recipient was accepted (the RAT entry may not be applied yet).
+pub(crate) fn send_mail(port: u16, sender: &str, recipient: &str) -> bool {
+    let (mut smtp, greeting) = SmtpClient::connect(&format!("127.0.0.1:{port}"));
+    assert!(greeting.starts_with("220 "), "{greeting}");
+    assert!(smtp.command("EHLO client.example.net").starts_with("250"));
+    let mail = smtp.command(&format!("MAIL FROM:<{sender}>"));
+    assert!(mail.starts_with("250 "), "{mail}");
+    let rcpt = smtp.command(&format!("RCPT TO:<{recipient}>"));
+    if !rcpt.starts_with("250 ") {
+        assert!(rcpt.starts_with("550 5.7.1 "), "{rcpt}");
+        let _ = smtp.command("QUIT");
+        return false;
+    }
+    assert!(smtp.command("DATA").starts_with("354 "));
+    let queued = smtp.command(&format!(
+        "From: <{sender}>\r\nTo: <{recipient}>\r\nSubject: logs\r\n\r\nHello.\r\n."
+    ));
+    assert!(queued.starts_with("250 "), "{queued}");
+    assert!(smtp.command("QUIT").starts_with("221 "));
+    true
+}
+
+/// The protocol `openssl s_client -starttls smtp` negotiates with the gateway, or `failed`.
+pub(crate) fn starttls_protocol(port: u16, extra: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-starttls", "smtp", "-brief", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client (Debian package openssl)");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Protocol version: "))
+        .map_or_else(|| "failed".to_owned(), |v| v.trim().to_owned())
+}

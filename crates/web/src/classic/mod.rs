@@ -2,6 +2,8 @@
 //! Configuration and the commit/abandon of pending changes. Every page but the login page needs
 //! a session cookie; every form that changes something carries the session's CSRF token.
 
+mod mail;
+mod monitor;
 mod ssl;
 
 use axum::Router;
@@ -30,6 +32,18 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/system/ssl", get(ssl::view))
         .route("/system/ssl/edit", get(ssl::edit).post(ssl::submit))
         .route("/system/ssl/verify", get(ssl::verify))
+        .route("/mail/routes", get(mail::routes).post(mail::routes_post))
+        .route(
+            "/mail/destinations",
+            get(mail::destinations).post(mail::destinations_post),
+        )
+        .route(
+            "/mail/listeners",
+            get(mail::listeners).post(mail::listeners_post),
+        )
+        .route("/network/certificates", get(mail::certificates))
+        .route("/monitor/tracking", get(monitor::tracking))
+        .route("/monitor/tls", get(monitor::tls_report))
 }
 
 /// A request from a logged-in browser. Without a live session, a page request is sent to the
