@@ -67,14 +67,15 @@ impl Console for StdConsole {
     }
 
     fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
-        write!(self.stdout, "{prompt}")?;
-        self.stdout.flush()?;
+        // Off before the prompt shows: what is typed as soon as it shows is not echoed either.
         let stdin = io::stdin();
         let _quiet = if self.echo {
             None
         } else {
             Some(EchoOff::new(stdin.as_fd())?)
         };
+        write!(self.stdout, "{prompt}")?;
+        self.stdout.flush()?;
         let mut line = String::new();
         let read = self.stdin.read_line(&mut line)?;
         // The Enter that ended the line was not echoed either.

@@ -38,6 +38,9 @@ pub struct Session<C: Console> {
     /// The committed generation the pending changes started from (the merge base at commit).
     pub(crate) base: Generation,
     pub(crate) pending: Option<Config>,
+    /// On a terminal, Ctrl-C (SIGINT): it stops `tail` following a log, and nowhere does it end
+    /// the session and lose its pending changes (at a prompt the terminal drops the line typed).
+    pub(crate) interrupt: Option<tokio::signal::unix::Signal>,
 }
 
 impl<C: Console> Session<C> {
@@ -54,6 +57,14 @@ impl<C: Console> Session<C> {
         if !known {
             return Err(SessionError::UnknownUser(user.to_owned()));
         }
+        let interrupt = if console.is_terminal() {
+            let interrupt = runtime.block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            });
+            Some(interrupt.map_err(SessionError::Runtime)?)
+        } else {
+            None
+        };
         Ok(Self {
             console,
             runtime,
@@ -62,6 +73,7 @@ impl<C: Console> Session<C> {
             data: data.to_owned(),
             base,
             pending: None,
+            interrupt,
         })
     }
 

@@ -2,6 +2,7 @@
 //! the log commands (`tail`, `grep`, `findevent`), with the real `postern` binary as gateway
 //! and CLI, each test on a fresh data directory.
 
+use std::io::Write;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{
-    Finished, Gateway, POLL, TIMEOUT, cli, cli_c, postern, run_to_end, send_mail, wait_mail_log,
+    Captured, Finished, Gateway, POLL, TIMEOUT, cli, cli_c, postern, run_to_end, send_mail,
+    wait_mail_log,
 };
 
 const FACTORY_INBOUND: &str = "Inbound SMTP method: tlsv1_1tlsv1_2\n";
@@ -670,4 +672,111 @@ fn accounts_are_added_and_deleted_and_passwords_are_neither_shown_nor_logged() {
         log.contains(": User ops entered a secret, not logged; prompt was 'Old password: '"),
         "{log}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// On a terminal
+
+/// A `postern cli` whose terminal is a pseudo-terminal: what it prints, and the terminal's own
+/// echo of what is typed, come back through the master side.
+struct TerminalSession {
+    child: std::process::Child,
+    master: std::fs::File,
+    output: Captured,
+    seen: usize,
+}
+
+impl TerminalSession {
+    fn open(data: &Path) -> Self {
+        let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+        let slave = std::fs::File::from(pty.slave);
+        let mut command = postern(&["cli"], data);
+        command
+            .stdin(slave.try_clone().expect("slave"))
+            .stdout(slave.try_clone().expect("slave"))
+            .stderr(slave);
+        let child = command.spawn().expect("spawning postern cli");
+        // The parent's copies of the terminal go, so that the master sees the end when the
+        // session ends.
+        drop(command);
+        let master = std::fs::File::from(pty.master);
+        let (output, _) = Captured::drain(master.try_clone().expect("master"));
+        Self {
+            child,
+            master,
+            output,
+            seen: 0,
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        self.master
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("typing on the terminal");
+    }
+
+    /// Waits for `text` after what was seen before; answers the output up to its end.
+    fn expect(&mut self, text: &str) -> String {
+        let end = self
+            .output
+            .find_after(self.seen, text, TIMEOUT)
+            .unwrap_or_else(|| {
+                panic!(
+                    "the terminal did not show {text:?}; after what was seen before:\n{}",
+                    self.output.slice(self.seen, usize::MAX)
+                )
+            });
+        let shown = self.output.slice(self.seen, end);
+        self.seen = end;
+        shown
+    }
+}
+
+impl Drop for TerminalSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn on_a_terminal_tail_follows_until_ctrl_c_and_a_password_is_not_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+    let mut terminal = TerminalSession::open(data);
+    terminal.expect("mail.example.com> ");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(terminal.child.id()).expect("pid"));
+    let ctrl_c = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("Ctrl-C");
+    // Before anything: it neither ends the session nor stops the tail to come.
+    ctrl_c();
+
+    terminal.type_line("tail system_logs");
+    terminal.expect("(following; press Ctrl-C to stop)");
+    let (ok, out) = cli(data, "sslconfig inbound 1-3\ncommit seen while following\n");
+    assert!(ok, "{out}");
+    terminal.expect("Info: User admin committed generation 2: seen while following");
+    ctrl_c();
+    terminal.expect("mail.example.com> ");
+    // At a prompt, Ctrl-C does not end the session.
+    ctrl_c();
+    terminal.type_line("status");
+    terminal.expect("Configuration generation:      2");
+    terminal.expect("mail.example.com> ");
+
+    // The terminal echoes what is typed, except while the password is read.
+    terminal.type_line("passwd");
+    let shown = terminal.expect("Old password: ");
+    assert!(shown.contains("passwd"), "{shown}");
+    terminal.type_line("not-the-password");
+    let shown = terminal.expect("The old password is not correct");
+    assert!(!shown.contains("not-the-password"), "{shown}");
+    terminal.expect("mail.example.com> ");
+    terminal.type_line("version");
+    let shown = terminal.expect("Configuration generation: 2");
+    assert!(shown.contains("version"), "the echo is back: {shown}");
+    terminal.type_line("quit");
+    let status = common::wait_or_kill(&mut terminal.child, "postern cli", String::new);
+    // It ended on quit; non-zero, as a session with a failed command (the wrong password) does.
+    assert_eq!(status.code(), Some(1), "{status}");
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_logs::Subscription;
+use postern_logs::tracking::ids;
 use regex::{Regex, RegexBuilder};
 
 use super::{CommandError, bad_usage};
@@ -49,7 +50,7 @@ pub(super) fn tail<C: Console>(session: &mut Session<C>, args: &str) -> Result<(
     for line in &lines {
         writeln!(out, "{line}")?;
     }
-    if session.console.is_terminal() {
+    if session.interrupt.is_some() {
         follow(session, &log.current_path(&session.data))?;
     }
     Ok(())
@@ -57,11 +58,28 @@ pub(super) fn tail<C: Console>(session: &mut Session<C>, args: &str) -> Result<(
 
 /// Prints the lines written to `path` from now on, across rotations, until Ctrl-C.
 fn follow<C: Console>(session: &mut Session<C>, path: &Path) -> Result<(), CommandError> {
+    let Some(mut interrupt) = session.interrupt.take() else {
+        return Ok(());
+    };
+    let result = follow_until(session, path, &mut interrupt);
+    session.interrupt = Some(interrupt);
+    result
+}
+
+fn follow_until<C: Console>(
+    session: &mut Session<C>,
+    path: &Path,
+    interrupt: &mut tokio::signal::unix::Signal,
+) -> Result<(), CommandError> {
     writeln!(session.out(), "(following; press Ctrl-C to stop)")?;
     let mut follower = Follower::at_end(path)?;
-    let mut interrupt = session.runtime.block_on(async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-    })?;
+    session.runtime.block_on(async {
+        // A Ctrl-C pressed earlier, at a prompt, is not one for this.
+        while tokio::time::timeout(Duration::ZERO, interrupt.recv())
+            .await
+            .is_ok()
+        {}
+    });
     loop {
         let stop = session.runtime.block_on(async {
             tokio::select! {
@@ -336,33 +354,6 @@ fn ask_search<C: Console>(session: &mut Session<C>) -> Result<Search, CommandErr
     }
 }
 
-/// The IDs a mail_logs line names: `MID 6`, `ICID 5`, `DCID 8`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Ids {
-    mid: Option<u64>,
-    icid: Option<u64>,
-    dcid: Option<u64>,
-}
-
-fn ids(line: &str) -> Ids {
-    let mut ids = Ids::default();
-    let mut words = line.split_whitespace().peekable();
-    while let Some(word) = words.next() {
-        let slot = match word {
-            "MID" => &mut ids.mid,
-            "ICID" => &mut ids.icid,
-            "DCID" => &mut ids.dcid,
-            _ => continue,
-        };
-        if slot.is_none()
-            && let Some(n) = words.peek().and_then(|w| w.parse().ok())
-        {
-            *slot = Some(n);
-        }
-    }
-    ids
-}
-
 /// The lines of every message that matches, in log order: the lines naming its MID, and the
 /// lines of its connections (ICID in, DCID out) that name no other message.
 fn find_messages(files: &[PathBuf], search: &Search) -> io::Result<Vec<String>> {
@@ -555,35 +546,6 @@ mod tests {
         assert_eq!(split_words(r#""a 'b'"  c"#).unwrap(), ["a 'b'", "c"]);
         assert_eq!(split_words("''").unwrap(), [""]);
         assert!(split_words("'open").is_err());
-    }
-
-    #[test]
-    fn ids_are_read_from_the_reference_lines() {
-        assert_eq!(
-            ids("Info: MID 6 ICID 5 RID 0 To: <b@example.test>"),
-            Ids {
-                mid: Some(6),
-                icid: Some(5),
-                dcid: None
-            }
-        );
-        assert_eq!(
-            ids("Info: Delivery start DCID 8 MID 6 to RID [0]"),
-            Ids {
-                mid: Some(6),
-                icid: None,
-                dcid: Some(8)
-            }
-        );
-        assert_eq!(
-            ids("Info: New SMTP ICID 5 interface Management (127.0.0.1) address 127.0.0.1"),
-            Ids {
-                mid: None,
-                icid: Some(5),
-                dcid: None
-            }
-        );
-        assert_eq!(ids("Info: MIDI 6 FOO"), Ids::default());
     }
 
     fn write_log(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
