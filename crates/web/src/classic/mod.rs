@@ -225,6 +225,7 @@ async fn status_page(State(state): State<Shared>, browser: Browser) -> Response 
             let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1_048_576.0);
             let mut gauges = String::new();
             gauges.push_str(&gauge(
+                0,
                 "gauge-cpu",
                 "CPU",
                 f64::from(g.cpu_percent),
