@@ -899,3 +899,77 @@ async fn tracking_and_the_tls_report_read_what_went_through() {
     assert!(page.contains("<svg id=\"tls-inbound-chart\""), "{page}");
     assert!(page.contains("TLSv1.2 ECDHE-"), "{page}");
 }
+
+/// `commit confirmed` from the web: a commit that asks for confirmation shows the banner on
+/// every page until someone confirms it; confirming twice is refused the second time.
+#[tokio::test]
+async fn a_commit_awaiting_confirmation_shows_a_banner_until_confirmed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let http = client();
+    let token = token(&http, &gateway).await;
+    http.put(api(&gateway, "/api/v1/config/ssl"))
+        .bearer_auth(&token)
+        .json(&json!({ "outbound_smtp": { "protocols": ["tlsv1_2", "tlsv1_3"] } }))
+        .send()
+        .await
+        .expect("PUT");
+    let too_long = http
+        .post(api(&gateway, "/api/v1/commit"))
+        .bearer_auth(&token)
+        .json(&json!({ "comment": "x", "confirm_within_minutes": 5000 }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(too_long.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let committed = http
+        .post(api(&gateway, "/api/v1/commit"))
+        .bearer_auth(&token)
+        .json(&json!({ "comment": "outbound 1.2-1.3, on probation", "confirm_within_minutes": 10 }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(committed.status(), StatusCode::OK);
+    let committed: Value = committed.json().await.expect("JSON");
+    assert!(committed["confirm_by"].as_i64().is_some(), "{committed}");
+    let status = get_json(&http, &api(&gateway, "/api/v1/status"), &token).await;
+    assert_eq!(
+        status["confirmation"]["generation"], committed["generation"],
+        "{status}"
+    );
+
+    let password = gateway.admin_password();
+    post_form(
+        &http,
+        classic(&gateway, "/login"),
+        &[("username", "admin"), ("password", password.as_str())],
+    )
+    .await;
+    let page = page_text(&http, classic(&gateway, "/")).await;
+    assert!(page.contains("id=\"awaiting-confirmation\""), "{page}");
+    let csrf = csrf_of(&page);
+    let confirmed = post_form(
+        &http,
+        classic(&gateway, "/confirm"),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    let page = page_text(&http, classic(&gateway, "/system/ssl")).await;
+    assert!(!page.contains("id=\"awaiting-confirmation\""), "{page}");
+    let again = http
+        .post(api(&gateway, "/api/v1/confirm"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let print = cli_c(data, "sslconfig print");
+    assert!(
+        print
+            .stdout
+            .contains("Outbound SMTP method: tlsv1_2tlsv1_3"),
+        "{print:?}"
+    );
+}

@@ -26,6 +26,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/api/v1/config/ssl", get(get_ssl).put(put_ssl))
         .route("/api/v1/commit", post(commit))
         .route("/api/v1/clear", post(clear))
+        .route("/api/v1/confirm", post(confirm))
         .route("/api/v1/status", get(status))
         .route("/api/v1/routes", get(routes))
         .route(
@@ -223,6 +224,9 @@ async fn put_ssl(
 struct CommitRequest {
     #[serde(default)]
     comment: String,
+    /// Roll the commit back unless it is confirmed (`POST /api/v1/confirm`) within this long.
+    #[serde(default)]
+    confirm_within_minutes: Option<u32>,
 }
 
 async fn commit(
@@ -230,13 +234,28 @@ async fn commit(
     Token(session): Token,
     body: Option<Json<CommitRequest>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let comment = body.map(|Json(b)| b.comment).unwrap_or_default();
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let within = match body.confirm_within_minutes {
+        None => None,
+        Some(m) if (1..=1440).contains(&m) => Some(m * 60),
+        Some(m) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("confirm_within_minutes must be from 1 to 1440, not {m}"),
+            ));
+        }
+    };
     let outcome = state
-        .commit(&session.id, &session.user, &comment)
+        .commit(&session.id, &session.user, &body.comment, within)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     match outcome {
-        CommitOutcome::Committed { generation } => Ok(Json(json!({ "generation": generation }))),
+        CommitOutcome::Committed {
+            generation,
+            confirm_by,
+        } => Ok(Json(
+            json!({ "generation": generation, "confirm_by": confirm_by }),
+        )),
         CommitOutcome::NothingPending => Err(ApiError::new(
             StatusCode::CONFLICT,
             "there are no changes to commit",
@@ -244,6 +263,23 @@ async fn commit(
         CommitOutcome::Refused(reason) => Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("the changes were not committed: {reason}; they are still pending"),
+        )),
+    }
+}
+
+async fn confirm(
+    State(state): State<Shared>,
+    Token(session): Token,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match state.confirm(&session.user).await {
+        Ok(Some(generation)) => Ok(Json(json!({ "confirmed": generation }))),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no commit is waiting for confirmation",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
         )),
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct Viewer<'a> {
     pub(crate) hostname: &'a str,
     pub(crate) csrf: &'a str,
     pub(crate) has_pending: bool,
+    /// The `commit confirmed` outstanding on the appliance.
+    pub(crate) confirmation: Option<&'a postern_control::Confirmation>,
 }
 
 /// The navigation entries: id, path, label.
@@ -61,6 +63,18 @@ pub(crate) fn page(title: &str, viewer: &Viewer<'_>, body: &str) -> String {
     } else {
         String::new()
     };
+    let confirm = viewer.confirmation.map_or(String::new(), |c| {
+        format!(
+            r#"<div id="awaiting-confirmation" class="banner">Commit {generation} by {user} is rolled back to generation {previous} at {deadline} unless it is confirmed.
+<form method="post" action="/confirm" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button id="confirm-commit" type="submit">Confirm Commit</button></form>
+</div>"#,
+            generation = c.generation,
+            user = escape(&c.user),
+            previous = c.previous,
+            deadline = escape(&postern_logs::format_unix_time(c.deadline)),
+            csrf = escape(viewer.csrf)
+        )
+    });
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} — Postern</title>
@@ -69,7 +83,7 @@ pub(crate) fn page(title: &str, viewer: &Viewer<'_>, body: &str) -> String {
 <span class="user">Logged in as: {user}</span>
 <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{csrf}"><button id="logout" type="submit">Log Out</button></form>
 <nav>{nav}</nav></header>
-{banner}<main><h1>{title}</h1>
+{confirm}{banner}<main><h1>{title}</h1>
 {body}</main></body></html>
 "#,
         title = escape(title),

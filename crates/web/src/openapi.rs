@@ -127,9 +127,17 @@ pub fn document() -> Value {
             "/api/v1/commit": {
                 "post": { "summary": "Commit the session's staged changes.", "security": secured,
                     "requestBody": { "required": false, "content": { "application/json": { "schema": {
-                        "type": "object", "properties": { "comment": { "type": "string" } } } } } },
+                        "type": "object", "properties": {
+                            "comment": { "type": "string" },
+                            "confirm_within_minutes": { "type": "integer", "minimum": 1, "maximum": 1440,
+                                "description": "Roll the commit back automatically unless it is confirmed in time (POST /api/v1/confirm)." } } } } } },
                     "responses": with(json!({ "200": { "description": "Committed.", "content": { "application/json": { "schema": {
-                        "type": "object", "properties": { "generation": { "type": "integer" } } } } } } }), errors(&["401", "409", "503"])) }
+                        "type": "object", "properties": { "generation": { "type": "integer" },
+                            "confirm_by": { "type": ["integer", "null"], "description": "Unix time of the automatic rollback." } } } } } } }), errors(&["401", "409", "422", "503"])) }
+            },
+            "/api/v1/confirm": {
+                "post": { "summary": "Confirm the outstanding `commit confirmed`, whoever made it.", "security": secured,
+                    "responses": with(json!({ "200": { "description": "`confirmed`: the generation." } }), errors(&["401", "409", "503"])) }
             },
             "/api/v1/clear": {
                 "post": { "summary": "Discard the session's staged changes.", "security": secured,

@@ -24,6 +24,9 @@ use crate::state::{AppState, Shared};
 /// The service's name on the control socket and in `status`.
 pub const SERVICE: &str = "httpd";
 
+/// How often the outstanding `commit confirmed` is asked for.
+const CONFIRMATION_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The largest request body accepted (forms, JSON); more is answered 413.
 const BODY_LIMIT: usize = 64 * 1024;
 
@@ -77,6 +80,7 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
         logins: LoginGate::default(),
         log: log.clone(),
         data: data.to_owned(),
+        confirmation: std::sync::Mutex::new(None),
     });
     let (shutdown, _) = watch::channel(false);
     let mut servers = JoinSet::new();
@@ -97,9 +101,15 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
     control.ready(SERVICE).await?;
 
     tokio::pin!(stop);
+    // The outstanding `commit confirmed` (made or confirmed anywhere) for the pages' banner.
+    let mut poll = tokio::time::interval(CONFIRMATION_POLL);
     let result = loop {
         tokio::select! {
             () = &mut stop => break Ok(()),
+            _ = poll.tick() => match control.status().await {
+                Ok(status) => state.set_confirmation(status.confirmation),
+                Err(e) => break Err(e.into()),
+            },
             next = configs.next() => match next {
                 Ok(generation) => {
                     committed_tx.send_replace(Arc::new(generation));

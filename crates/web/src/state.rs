@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use postern_config::{Config, Generation};
-use postern_control::{Client, ClientError, ControlError};
+use postern_control::{Client, ClientError, Confirmation, ControlError};
 use postern_logs::SharedLog;
 use tokio::sync::{Mutex, watch};
 
@@ -23,6 +23,8 @@ pub(crate) struct AppState {
     pub(crate) log: SharedLog,
     /// The data directory (its logs are read for tracking and reports).
     pub(crate) data: std::path::PathBuf,
+    /// The `commit confirmed` outstanding, as last heard from the supervisor.
+    pub(crate) confirmation: std::sync::Mutex<Option<Confirmation>>,
 }
 
 /// Why a change was refused, in the words the page and the API show.
@@ -42,6 +44,8 @@ impl Refusal {
 pub(crate) enum CommitOutcome {
     Committed {
         generation: u64,
+        /// The deadline of this commit's confirmation, when one was asked for.
+        confirm_by: Option<i64>,
     },
     NothingPending,
     /// The supervisor refused the changes; they stay pending.
@@ -79,12 +83,41 @@ impl AppState {
         Ok(())
     }
 
-    /// Commits the session's pending changes with `comment`.
+    pub(crate) fn confirmation(&self) -> Option<Confirmation> {
+        self.confirmation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_confirmation(&self, confirmation: Option<Confirmation>) {
+        *self.confirmation.lock().unwrap_or_else(|p| p.into_inner()) = confirmation;
+    }
+
+    /// Confirms the outstanding `commit confirmed`; `None` when there was none.
+    pub(crate) async fn confirm(&self, user: &str) -> Result<Option<u64>, ClientError> {
+        let result = self.control.lock().await.confirm(user).await;
+        let confirmed = match result {
+            Ok(generation) => Some(generation),
+            Err(ClientError::Refused(ControlError::NothingToConfirm)) => None,
+            Err(e) => return Err(e),
+        };
+        self.set_confirmation(None);
+        if let Some(generation) = confirmed {
+            self.log
+                .info(&format!("The user {user} confirmed commit {generation}."));
+        }
+        Ok(confirmed)
+    }
+
+    /// Commits the session's pending changes with `comment`; with `confirm_within_secs`, the
+    /// supervisor rolls the commit back unless it is confirmed in time.
     pub(crate) async fn commit(
         &self,
         id: &SessionId,
         user: &str,
         comment: &str,
+        confirm_within_secs: Option<u32>,
     ) -> Result<CommitOutcome, ClientError> {
         let Some((base, config)) = self.sessions.pending(id) else {
             return Ok(CommitOutcome::NothingPending);
@@ -93,17 +126,25 @@ impl AppState {
             .control
             .lock()
             .await
-            .commit(base, config, user, comment)
+            .commit_detailed(base, config, user, comment, confirm_within_secs)
             .await;
         match result {
-            Ok((generation, changes)) => {
+            Ok(committed) => {
+                let (generation, changes) = (committed.generation, committed.changes);
+                let confirm_by = confirm_within_secs
+                    .and(committed.confirmation.as_ref())
+                    .map(|c| c.deadline);
+                self.set_confirmation(committed.confirmation);
                 self.sessions.set_pending(id, None);
                 self.log.info(&format!(
                     "User {user} committed generation {generation} ({} change{}): {comment}",
                     changes.len(),
                     if changes.len() == 1 { "" } else { "s" }
                 ));
-                Ok(CommitOutcome::Committed { generation })
+                Ok(CommitOutcome::Committed {
+                    generation,
+                    confirm_by,
+                })
             }
             Err(ClientError::Refused(ControlError::NoChanges)) => {
                 self.sessions.set_pending(id, None);

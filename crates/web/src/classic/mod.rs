@@ -29,6 +29,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/", get(status_page))
         .route("/commit", get(commit_page).post(commit))
         .route("/clear", post(clear))
+        .route("/confirm", post(confirm))
         .route("/system/ssl", get(ssl::view))
         .route("/system/ssl/edit", get(ssl::edit).post(ssl::submit))
         .route("/system/ssl/verify", get(ssl::verify))
@@ -46,10 +47,13 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/monitor/tls", get(monitor::tls_report))
 }
 
-/// A request from a logged-in browser. Without a live session, a page request is sent to the
-/// login page.
+/// A request from a logged-in browser, with the `commit confirmed` outstanding when it came.
+/// Without a live session, a page request is sent to the login page.
 #[derive(Debug)]
-pub(crate) struct Browser(pub(crate) SessionInfo);
+pub(crate) struct Browser(
+    pub(crate) SessionInfo,
+    pub(crate) Option<postern_control::Confirmation>,
+);
 
 impl FromRequestParts<Shared> for Browser {
     type Rejection = Response;
@@ -57,7 +61,7 @@ impl FromRequestParts<Shared> for Browser {
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
         cookie(&parts.headers)
             .and_then(|id| state.sessions.touch(&id, SessionKind::Browser))
-            .map(Browser)
+            .map(|session| Browser(session, state.confirmation()))
             .ok_or_else(|| Redirect::to("/login").into_response())
     }
 }
@@ -69,6 +73,7 @@ impl Browser {
             hostname,
             csrf: &self.0.csrf,
             has_pending: self.0.has_pending,
+            confirmation: self.1.as_ref(),
         }
     }
 
@@ -304,6 +309,8 @@ fn commit_form(error: Option<&str>, csrf: &str) -> String {
 <input type="hidden" name="csrf" value="{csrf}">
 <label for="commit-comment">Comment (optional)</label>
 <textarea id="commit-comment" name="comment" rows="3"></textarea>
+<label><input type="checkbox" id="commit-confirmed" name="confirmed"> Roll back automatically unless confirmed within
+<input id="commit-confirm-minutes" name="minutes" value="10" size="4"> minutes (a safety net for a GUI HTTPS change that could lock you out)</label>
 <button id="commit-submit" type="submit">Commit Changes</button>
 <a href="/system/ssl" class="button">Cancel</a></form>"#,
         csrf = escape(csrf)
@@ -333,21 +340,48 @@ async fn commit(
     if let Some(refused) = browser.csrf_refusal(&fields) {
         return refused;
     }
-    let comment = fields
-        .iter()
-        .find(|(k, _)| k == "comment")
-        .map_or("", |(_, v)| v.trim());
-    let outcome = state.commit(&browser.0.id, &browser.0.user, comment).await;
+    let value = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.trim())
+    };
     let hostname = state.committed().config.system.hostname.to_string();
-    let error = match outcome {
-        Ok(CommitOutcome::Committed { generation }) => {
-            return Redirect::to(&format!("/system/ssl?committed={generation}")).into_response();
+    let confirm_within = if value("confirmed").is_empty() {
+        Ok(None)
+    } else {
+        match value("minutes").parse::<u32>() {
+            Ok(m) if (1..=1440).contains(&m) => Ok(Some(m * 60)),
+            _ => Err(format!(
+                "The confirmation time must be from 1 to 1440 minutes, not '{}'.",
+                value("minutes")
+            )),
         }
-        Ok(CommitOutcome::NothingPending) => return Redirect::to("/system/ssl").into_response(),
-        Ok(CommitOutcome::Refused(reason)) => {
-            format!("The changes were not committed: {reason}. They are still pending.")
+    };
+    let error = match confirm_within {
+        Err(e) => e,
+        Ok(within) => {
+            let outcome = state
+                .commit(&browser.0.id, &browser.0.user, value("comment"), within)
+                .await;
+            match outcome {
+                Ok(CommitOutcome::Committed {
+                    generation,
+                    confirm_by,
+                }) => {
+                    let confirm = confirm_by.map_or(String::new(), |t| format!("&confirm_by={t}"));
+                    return Redirect::to(&format!("/system/ssl?committed={generation}{confirm}"))
+                        .into_response();
+                }
+                Ok(CommitOutcome::NothingPending) => {
+                    return Redirect::to("/system/ssl").into_response();
+                }
+                Ok(CommitOutcome::Refused(reason)) => {
+                    format!("The changes were not committed: {reason}. They are still pending.")
+                }
+                Err(e) => format!("The changes were not committed: {e}. They are still pending."),
+            }
         }
-        Err(e) => format!("The changes were not committed: {e}. They are still pending."),
     };
     let body = commit_form(Some(&error), &browser.0.csrf);
     (
@@ -359,6 +393,33 @@ async fn commit(
         )),
     )
         .into_response()
+}
+
+async fn confirm(
+    State(state): State<Shared>,
+    browser: Browser,
+    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    if let Some(refused) = browser.csrf_refusal(&fields) {
+        return refused;
+    }
+    match state.confirm(&browser.0.user).await {
+        Ok(Some(generation)) => {
+            Redirect::to(&format!("/system/ssl?confirmed={generation}")).into_response()
+        }
+        Ok(None) => Redirect::to("/system/ssl").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(bare_page(
+                "Not confirmed",
+                &format!(
+                    r#"<p id="form-error" class="error">The commit could not be confirmed: {}</p>"#,
+                    escape(&e.to_string())
+                ),
+            )),
+        )
+            .into_response(),
+    }
 }
 
 async fn clear(
@@ -377,15 +438,31 @@ async fn clear(
 #[derive(Debug, Deserialize)]
 pub(crate) struct Notice {
     committed: Option<u64>,
+    confirm_by: Option<i64>,
+    confirmed: Option<u64>,
 }
 
 impl Notice {
     fn html(&self) -> String {
-        self.committed.map_or(String::new(), |g| {
-            format!(
-                r#"<p id="notice" class="notice">Your changes have been committed (configuration generation {g}).</p>"#
-            )
-        })
+        let mut text = String::new();
+        if let Some(g) = self.committed {
+            text.push_str(&format!(
+                "Your changes have been committed (configuration generation {g})."
+            ));
+            if let Some(t) = self.confirm_by {
+                text.push_str(&format!(
+                    " Confirm them by {}, or they are rolled back.",
+                    postern_logs::format_unix_time(t)
+                ));
+            }
+        }
+        if let Some(g) = self.confirmed {
+            text.push_str(&format!("Commit {g} is confirmed."));
+        }
+        if text.is_empty() {
+            return text;
+        }
+        format!(r#"<p id="notice" class="notice">{}</p>"#, escape(&text))
     }
 }
 
