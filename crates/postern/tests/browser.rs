@@ -537,3 +537,64 @@ async fn verify_lists_the_suites_a_cipher_string_selects() {
     }
     browser.close().await;
 }
+
+/// The NGUI on its own port: log in through its form (the REST API underneath), see the
+/// dashboard with the mail-flow counters, the TLS share and the SSL settings, search tracking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ngui_dashboard_works_over_the_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway = Gateway::start(dir.path(), &[]);
+    let driver = Driver::start("ngui");
+    let mut browser = driver.browser("ngui", &[]).await;
+
+    browser.open(&ngui(&gateway, "/")).await;
+    browser.shot("login").await;
+    assert!(browser.shown("ngui-login").await);
+    browser.fill("ngui-username", "admin").await;
+    browser.fill("ngui-password", "not-the-password").await;
+    browser.click("ngui-login-submit").await;
+    let deadline = Instant::now() + common::TIMEOUT;
+    while browser.text("ngui-login-error").await.is_empty() {
+        assert!(Instant::now() < deadline, "{}", browser.describe().await);
+        tokio::time::sleep(POLL).await;
+    }
+    assert!(
+        browser.text("ngui-login-error").await.contains("incorrect"),
+        "{}",
+        browser.describe().await
+    );
+
+    browser
+        .fill("ngui-password", &gateway.admin_password())
+        .await;
+    browser.click("ngui-login-submit").await;
+    let deadline = Instant::now() + common::TIMEOUT;
+    while !browser.shown("ngui-dashboard").await {
+        assert!(Instant::now() < deadline, "{}", browser.describe().await);
+        tokio::time::sleep(POLL).await;
+    }
+    browser.shot("dashboard").await;
+    let ssl = browser.text("ngui-ssl").await;
+    assert!(ssl.contains("tlsv1_1tlsv1_2"), "{ssl}");
+    assert!(
+        browser.text("ngui-tls13").await.contains(TLS13_SUITES[0]),
+        "{}",
+        browser.describe().await
+    );
+    assert!(browser.text("ngui-counters").await.contains("Commits"));
+    assert!(
+        browser
+            .text("ngui-tls-inbound")
+            .await
+            .contains("Connections")
+    );
+
+    browser
+        .fill("ngui-tracking-sender", "nobody@nowhere.example")
+        .await;
+    browser.click("ngui-tracking-submit").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(browser.text("ngui-tracking-error").await.is_empty());
+    browser.shot("tracking").await;
+    browser.close().await;
+}
