@@ -780,3 +780,58 @@ fn on_a_terminal_tail_follows_until_ctrl_c_and_a_password_is_not_echoed() {
     // It ended on quit; non-zero, as a session with a failed command (the wrong password) does.
     assert_eq!(status.code(), Some(1), "{status}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// tlsverify
+
+/// `tlsverify` against a real STARTTLS server (the gateway's own listener, through an SMTP
+/// route): TLS v1.2 with the factory policies; a version mismatch explained once Outbound SMTP
+/// is TLS v1.3 only; a certificate that does not verify under Required - Verify.
+#[test]
+fn tlsverify_reports_the_tls_a_delivery_would_get() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let route = format!(
+        "smtproutes new example.test 127.0.0.1:{}\ncommit route to ourselves\n",
+        gateway.smtp
+    );
+    let (ok, out) = cli(data, &route);
+    assert!(ok, "{out}");
+
+    let done = cli_c(data, "tlsverify example.test");
+    assert!(done.status.success(), "{done:?}");
+    assert!(
+        done.stdout
+            .contains("TLS successfully established: protocol TLSv1.2 cipher ECDHE-"),
+        "{done:?}"
+    );
+    assert!(
+        done.stdout.contains("TLS verification completed."),
+        "{done:?}"
+    );
+
+    let (ok, out) = cli(data, "sslconfig outbound 1\ncommit outbound 1.3 only\n");
+    assert!(ok, "{out}");
+    let done = cli_c(data, "tlsverify example.test");
+    assert!(!done.status.success(), "{done:?}");
+    assert!(
+        done.stdout
+            .contains("TLS version mismatch could be the failure reason"),
+        "{done:?}"
+    );
+    assert!(done.stdout.contains("TLS verification failed."), "{done:?}");
+
+    let (ok, out) = cli(
+        data,
+        "sslconfig outbound 2-3\ndestconfig new example.test tls required-verify\ncommit verify\n",
+    );
+    assert!(ok, "{out}");
+    let done = cli_c(data, "tlsverify example.test");
+    assert!(!done.status.success(), "{done:?}");
+    assert!(done.stdout.contains("TLS failed: ("), "{done:?}");
+
+    let done = cli_c(data, "tlsverify");
+    assert!(!done.status.success());
+    assert!(done.stdout.contains("tlsverify <domain>"), "{done:?}");
+}

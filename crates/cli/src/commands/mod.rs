@@ -9,6 +9,7 @@ mod logs;
 mod smtproutes;
 mod sslconfig;
 mod status;
+mod tlsverify;
 mod users;
 
 use postern_control::ClientError;
@@ -180,6 +181,15 @@ pub const COMMANDS: &[CommandInfo] = &[
         ],
     },
     CommandInfo {
+        name: "tlsverify",
+        summary: "Connect to a domain's mail host as delivery would and show the TLS it gets.",
+        usage: &[
+            "tlsverify <domain>",
+            "  uses the domain's SMTP route or MX hosts, the committed Outbound SMTP TLS",
+            "  policy and the domain's destination controls; no mail is sent",
+        ],
+    },
+    CommandInfo {
         name: "userconfig",
         summary: "Show, add or delete the accounts of administrators and operators.",
         usage: &[
@@ -239,6 +249,7 @@ pub(crate) fn dispatch<C: Console>(
         "findevent" => logs::findevent(session, args),
         "userconfig" => users::userconfig(session, args),
         "passwd" | "password" => users::passwd(session, args),
+        "tlsverify" => tlsverify::tlsverify(session, args),
         _ => Err(CommandError::Refused(unknown(name))),
     }
 }

@@ -23,6 +23,7 @@ pub mod dsn;
 pub mod route;
 pub mod session;
 pub mod tls;
+pub mod verify;
 
 pub use attempt::DeliveryAttempt;
 pub use route::{Dns, NextHop, NextHops, RouteError};
