@@ -138,6 +138,22 @@ impl Client {
         self.committed(request).await
     }
 
+    /// Asks the services to retry now the queued mail for `domain` (all when `None`).
+    pub async fn deliver_now(
+        &mut self,
+        domain: Option<&str>,
+        user: &str,
+    ) -> Result<(), ClientError> {
+        let request = Request::DeliverNow {
+            domain: domain.map(str::to_owned),
+            user: user.to_owned(),
+        };
+        match self.request(request).await? {
+            Response::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Writes a line an administrator entered to `cli_logs` (`None`: a secret, not logged).
     pub async fn cli_entered(
         &mut self,
@@ -267,13 +283,33 @@ pub struct Subscription {
     stream: UnixStream,
 }
 
+/// What a subscription brings.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A newly committed configuration (the first is the current one).
+    Config(Box<Generation>),
+    /// `delivernow`: retry the waiting recipients of this domain (all when `None`) now.
+    DeliverNow(Option<String>),
+}
+
 impl Subscription {
-    /// The next committed configuration (the first call answers the current one).
-    pub async fn next(&mut self) -> Result<Generation, ClientError> {
+    /// The next event.
+    pub async fn next_event(&mut self) -> Result<Event, ClientError> {
         match read_frame(&mut self.stream).await? {
-            Some(Response::Config(g)) => Ok(*g),
+            Some(Response::Config(g)) => Ok(Event::Config(g)),
+            Some(Response::DeliverNow { domain }) => Ok(Event::DeliverNow(domain)),
             Some(other) => Err(unexpected(&other)),
             None => Err(ClientError::Closed),
+        }
+    }
+
+    /// The next committed configuration (the first call answers the current one); other
+    /// events are passed over.
+    pub async fn next(&mut self) -> Result<Generation, ClientError> {
+        loop {
+            if let Event::Config(g) = self.next_event().await? {
+                return Ok(*g);
+            }
         }
     }
 }

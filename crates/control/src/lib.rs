@@ -14,7 +14,7 @@ pub mod client;
 pub mod frame;
 pub mod message;
 
-pub use client::{Client, ClientError, Committed, Subscription};
+pub use client::{Client, ClientError, Committed, Event, Subscription};
 pub use frame::FrameError;
 pub use message::{
     Confirmation, ControlError, Gauges, PROTOCOL_VERSION, Request, Response, ServiceState,

@@ -4,7 +4,7 @@ use postern_config::{Commit, Config, ConfigError, Generation};
 use serde::{Deserialize, Serialize};
 
 /// Sent in [`Request::Hello`] and [`Response::Hello`]; a server refuses another version.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// What a client asks the supervisor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +42,12 @@ pub enum Request {
     Confirm { user: String },
     /// Commit again the configuration of a kept generation.
     Rollback { generation: u64, user: String },
+    /// Retry now the queued recipients of `domain` (all when `None`) that wait for a retry
+    /// (`delivernow`): pushed to the subscribers as [`Response::DeliverNow`].
+    DeliverNow {
+        domain: Option<String>,
+        user: String,
+    },
     /// Every commit, oldest first.
     Journal,
     /// The generations that can be rolled back to, newest first.
@@ -80,6 +86,11 @@ pub enum Response {
         warnings: Vec<String>,
         confirmed: Option<u64>,
         confirmation: Option<Confirmation>,
+    },
+    /// Pushed on a subscription: retry the waiting recipients of `domain` (all when `None`)
+    /// now.
+    DeliverNow {
+        domain: Option<String>,
     },
     /// The outstanding `commit confirmed` of this generation is confirmed.
     Confirmed {

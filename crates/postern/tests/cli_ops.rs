@@ -835,3 +835,92 @@ fn tlsverify_reports_the_tls_a_delivery_would_get() {
     assert!(!done.status.success());
     assert!(done.stdout.contains("tlsverify <domain>"), "{done:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// delivernow
+
+/// Accepts one SMTP conversation on `listener` and answers everything with success; returns
+/// the recipients it was given.
+fn one_message_sink(listener: std::net::TcpListener) -> thread::JoinHandle<Vec<String>> {
+    use std::io::{BufRead, BufReader, Write};
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("a delivery");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let mut writer = stream.try_clone().expect("clone");
+        let mut reader = BufReader::new(stream);
+        let mut recipients = Vec::new();
+        let _ = writer.write_all(b"220 sink.example ESMTP\r\n");
+        let mut line = String::new();
+        let mut in_data = false;
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            let command = line.trim_end().to_owned();
+            line.clear();
+            if in_data {
+                if command == "." {
+                    in_data = false;
+                    let _ = writer.write_all(b"250 2.0.0 queued\r\n");
+                }
+                continue;
+            }
+            let upper = command.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250-sink.example\r\n250 8BITMIME\r\n"
+            } else if upper.starts_with("DATA") {
+                in_data = true;
+                b"354 go on\r\n"
+            } else if upper.starts_with("QUIT") {
+                let _ = writer.write_all(b"221 bye\r\n");
+                break;
+            } else {
+                if upper.starts_with("RCPT TO:") {
+                    recipients.push(command[8..].to_owned());
+                }
+                b"250 ok\r\n"
+            };
+            let _ = writer.write_all(reply);
+        }
+        recipients
+    })
+}
+
+/// A message deferred because its next hop was down is retried at once by `delivernow`, well
+/// before its first retry (a minute later) would be due.
+#[test]
+fn delivernow_retries_deferred_mail_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    // A port nothing listens on yet: the first attempt is refused and deferred.
+    let port = common::free_port();
+    let (ok, out) = cli(
+        data,
+        &format!(
+            "listenerconfig rcptaccess new example.test accept\nsmtproutes new example.test 127.0.0.1:{port}\ncommit down route\n"
+        ),
+    );
+    assert!(ok, "{out}");
+    let deadline = Instant::now() + TIMEOUT;
+    while !send_mail(gateway.smtp, "alice@example.net", "bob@example.test") {
+        assert!(Instant::now() < deadline, "the RAT entry was never applied");
+        thread::sleep(POLL);
+    }
+    wait_mail_log(data, |l| l.contains("Connection Error: DCID"));
+
+    let sink = one_message_sink(
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("binding the sink"),
+    );
+    let done = cli_c(data, "delivernow example.test");
+    assert!(done.status.success(), "{done:?}");
+    assert!(done.stdout.contains("Delivery now requested"), "{done:?}");
+    let log = wait_mail_log(data, |l| {
+        l.contains(" done") && l.contains("Message finished MID")
+    });
+    assert!(
+        log.contains("Delivery now requested for example.test"),
+        "{log}"
+    );
+    assert_eq!(sink.join().expect("sink"), ["<bob@example.test>"]);
+
+    let refused = cli_c(data, "delivernow not/a/domain");
+    assert!(!refused.status.success(), "{refused:?}");
+}

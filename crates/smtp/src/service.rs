@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_config::{Config, ListenerName, ListenerTls, TlsService};
-use postern_control::{Client, ClientError};
+use postern_control::{Client, ClientError, Event};
 use postern_logs::{SharedLog, Subscription};
 use postern_tls::{Identity, KeyKind, TlsAcceptor, identities_for};
 use tokio::net::TcpListener;
@@ -87,7 +87,7 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
     // it has begun anything.
     let (delivery_policy, policy_rx) =
         watch::channel(Arc::new(delivery_policy_of(&config, &roots, &mail_log)));
-    let delivery = Delivery::new(queue, mail_log.clone(), DeliveryOptions::default());
+    let delivery = Delivery::new(queue.clone(), mail_log.clone(), DeliveryOptions::default());
     let delivering = tokio::spawn(delivery.run(policy_rx, shutdown.subscribe(), DRAIN));
     control.ready(SERVICE).await?;
 
@@ -106,9 +106,17 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
                     reported = counters;
                 }
             }
-            next = configs.next() => {
+            next = configs.next_event() => {
                 let new = match next {
-                    Ok(generation) => generation.config,
+                    Ok(Event::Config(generation)) => generation.config,
+                    Ok(Event::DeliverNow(domain)) => {
+                        let made_due = queue.deliver_now(domain.as_deref());
+                        mail_log.info(&format!(
+                            "Delivery now requested for {}: {made_due} recipient(s) made due",
+                            domain.as_deref().unwrap_or("all domains")
+                        ));
+                        continue;
+                    }
                     // The supervisor closed the subscription: it is stopping (and sends SIGTERM
                     // to this service at the same time) or gone. Stop serving either way rather
                     // than serve a stale policy; only a broken connection is an error.

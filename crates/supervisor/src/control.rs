@@ -165,6 +165,10 @@ async fn answer(request: Request, owner: &Arc<ConfigOwner>, cli_log: &SharedLog)
             });
             Ok(Response::Done)
         }
+        Request::DeliverNow { domain, user } => {
+            owner.deliver_now(domain, &user);
+            Ok(Response::Done)
+        }
         Request::ServiceCounters { service, counters } => {
             owner.service_counters(service, counters);
             Ok(Response::Done)
@@ -194,16 +198,11 @@ async fn push_configurations(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut configs = owner.subscribe();
-    let mut generation = configs.borrow_and_update().clone();
+    let mut deliveries = owner.deliver_now_requests();
+    let mut next = Response::Config(Box::new((*configs.borrow_and_update().clone()).clone()));
     let (mut reader, mut writer) = stream.split();
     loop {
-        if write_frame(
-            &mut writer,
-            &Response::Config(Box::new((*generation).clone())),
-        )
-        .await
-        .is_err()
-        {
+        if write_frame(&mut writer, &next).await.is_err() {
             return;
         }
         tokio::select! {
@@ -211,8 +210,16 @@ async fn push_configurations(
                 if changed.is_err() {
                     return;
                 }
-                generation = configs.borrow_and_update().clone();
+                next = Response::Config(Box::new((*configs.borrow_and_update().clone()).clone()));
             }
+            request = deliveries.recv() => match request {
+                Ok(domain) => next = Response::DeliverNow { domain },
+                // Missed requests: the newest ones say the same thing; deliver everything.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    next = Response::DeliverNow { domain: None };
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
             // A subscriber sends nothing more; anything (or EOF) ends the subscription.
             _ = read_frame::<Request>(&mut reader) => return,
             _ = shutdown.changed() => return,

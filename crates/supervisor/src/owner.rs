@@ -38,6 +38,8 @@ pub struct ConfigOwner {
     confirmation: watch::Sender<Option<Confirmation>>,
     /// Where `confirmation` is kept across restarts.
     confirm_file: ConfirmFile,
+    /// `delivernow` requests, for the subscribed services.
+    deliver_now: tokio::sync::broadcast::Sender<Option<String>>,
 }
 
 /// A commit that landed.
@@ -86,6 +88,7 @@ impl ConfigOwner {
             gauges: Mutex::new(GaugeSampler::new()),
             service_counters: Mutex::default(),
             confirmation: watch::channel(confirmation).0,
+            deliver_now: tokio::sync::broadcast::channel(16).0,
             confirm_file,
         }
     }
@@ -106,6 +109,20 @@ impl ConfigOwner {
 
     pub fn log(&self) -> &SystemLog {
         &self.log
+    }
+
+    /// Sees every `delivernow` from now on.
+    pub fn deliver_now_requests(&self) -> tokio::sync::broadcast::Receiver<Option<String>> {
+        self.deliver_now.subscribe()
+    }
+
+    /// Passes a `delivernow` to the subscribed services (the SMTP service acts on it).
+    pub fn deliver_now(&self, domain: Option<String>, user: &str) {
+        self.log.info(&format!(
+            "User {user} asked for the queued mail of {} to be delivered now",
+            domain.as_deref().unwrap_or("every domain")
+        ));
+        let _ = self.deliver_now.send(domain);
     }
 
     /// Sees the outstanding `commit confirmed` change.

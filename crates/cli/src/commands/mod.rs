@@ -2,6 +2,7 @@
 
 mod certconfig;
 mod commit;
+mod delivernow;
 mod destconfig;
 mod dialog;
 mod listenerconfig;
@@ -62,6 +63,15 @@ pub const COMMANDS: &[CommandInfo] = &[
             "commitdetail",
             "commitdetail <generation>",
             "commitdetail all",
+        ],
+    },
+    CommandInfo {
+        name: "delivernow",
+        summary: "Retry now the queued mail that waits for a retry.",
+        usage: &[
+            "delivernow               (asks: by recipient domain, or all)",
+            "delivernow <domain>",
+            "delivernow ALL",
         ],
     },
     CommandInfo {
@@ -250,6 +260,7 @@ pub(crate) fn dispatch<C: Console>(
         "userconfig" => users::userconfig(session, args),
         "passwd" | "password" => users::passwd(session, args),
         "tlsverify" => tlsverify::tlsverify(session, args),
+        "delivernow" => delivernow::delivernow(session, args),
         _ => Err(CommandError::Refused(unknown(name))),
     }
 }

@@ -262,6 +262,19 @@ impl Queue {
         self.shared.state().next_due()
     }
 
+    /// Makes the recipients that wait for a retry due now: those of `domain`, or all
+    /// (`delivernow`). Answers how many; the scheduler is woken.
+    pub fn deliver_now(&self, domain: Option<&str>) -> usize {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let made_due = self.shared.state().deliver_now(domain, now);
+        if made_due > 0 {
+            self.shared.accepted.notify_one();
+        }
+        made_due
+    }
+
     /// Waits until a message has been accepted since the last time this returned (or since
     /// open). Meant for the one delivery scheduler, which waits on this and on
     /// [`Queue::next_due`].

@@ -181,6 +181,49 @@ impl State {
         self.add(mid, entry);
     }
 
+    /// Makes the pending recipients waiting for a retry due at `now`: those of `domain`
+    /// (compared without case), or all. Answers how many. Nothing is written: after a restart
+    /// the recorded schedule applies again.
+    pub(super) fn deliver_now(&mut self, domain: Option<&str>, now: u64) -> usize {
+        let matches = |address: &str| {
+            domain.is_none_or(|d| {
+                address
+                    .rsplit_once('@')
+                    .is_some_and(|(_, own)| own.eq_ignore_ascii_case(d))
+            })
+        };
+        // Not only the messages whose earliest recipient waits: one recipient of a message
+        // may be due while another waits.
+        let waiting: Vec<MessageId> = self
+            .messages
+            .iter()
+            .filter(|(_, e)| {
+                e.recipients
+                    .iter()
+                    .filter_map(RecipientStatus::next_attempt)
+                    .any(|t| t > now)
+            })
+            .map(|(mid, _)| *mid)
+            .collect();
+        let mut made_due = 0;
+        for mid in waiting {
+            let Some(mut entry) = self.remove(mid) else {
+                continue;
+            };
+            for (status, address) in entry.recipients.iter_mut().zip(&entry.envelope.recipients) {
+                if let RecipientStatus::Pending { next_attempt, .. } = status
+                    && *next_attempt > now
+                    && matches(address)
+                {
+                    *next_attempt = now;
+                    made_due += 1;
+                }
+            }
+            self.add(mid, entry);
+        }
+        made_due
+    }
+
     fn depends(&mut self, segment: u64, on: u64) {
         if on < segment
             && let Some(s) = self.segments.get_mut(&segment)

@@ -962,3 +962,34 @@ async fn throughput_of_4k_accepts_from_20_sessions() {
     );
     queue.close().await;
 }
+
+#[tokio::test]
+async fn deliver_now_makes_the_waiting_recipients_of_a_domain_due() {
+    let dir = TempDir::new().unwrap();
+    let queue = open(dir.path()).await;
+    let real_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let later = real_now + 10 * 24 * 3600;
+    let mid = submit(&queue, &["b@Example.test", "c@other.test"], &body(100, 3)).await;
+    queue
+        .defer(mid, &[RecipientId(0), RecipientId(1)], later)
+        .await
+        .unwrap();
+    assert!(queue.due(real_now, 10).is_empty());
+
+    assert_eq!(queue.deliver_now(Some("nowhere.test")), 0);
+    assert_eq!(queue.deliver_now(Some("example.TEST")), 1);
+    let due = queue.due(real_now + 1, 10);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].due_recipients(real_now + 1), [RecipientId(0)]);
+    // ALL: the other domain too; nothing is due twice.
+    assert_eq!(queue.deliver_now(None), 1);
+    assert_eq!(
+        queue.due(real_now + 1, 10)[0].due_recipients(real_now + 1),
+        [RecipientId(0), RecipientId(1)]
+    );
+    assert_eq!(queue.deliver_now(None), 0);
+    queue.close().await;
+}
