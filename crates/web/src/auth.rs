@@ -354,3 +354,68 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_idle_too_long_ends_and_one_of_the_other_kind_is_not_accepted() {
+        let sessions = Sessions::default();
+        let browser = sessions.create("admin", SessionKind::Browser);
+        let api = sessions.create("admin", SessionKind::Api);
+        assert!(sessions.touch(&browser.id, SessionKind::Browser).is_some());
+        // A browser cookie is no bearer token, and the other way round.
+        assert!(sessions.touch(&browser.id, SessionKind::Api).is_none());
+        assert!(sessions.touch(&api.id, SessionKind::Browser).is_none());
+
+        let long_ago = Instant::now()
+            .checked_sub(IDLE_TIMEOUT + Duration::from_secs(1))
+            .expect("a machine up longer than the idle timeout");
+        sessions
+            .lock()
+            .get_mut(&browser.id)
+            .expect("the session")
+            .last_seen = long_ago;
+        assert!(sessions.touch(&browser.id, SessionKind::Browser).is_none());
+        assert!(
+            sessions.lock().get(&browser.id).is_none(),
+            "an idle session is dropped"
+        );
+        assert!(sessions.touch(&api.id, SessionKind::Api).is_some());
+    }
+
+    #[test]
+    fn sessions_survive_a_save_and_restore_and_idle_ones_do_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sessions");
+        let sessions = Sessions::default();
+        let kept = sessions.create("admin", SessionKind::Browser);
+        let idle = sessions.create("oper", SessionKind::Api);
+        if let Some(s) = sessions.lock().get_mut(&idle.id) {
+            s.last_seen = Instant::now()
+                .checked_sub(IDLE_TIMEOUT)
+                .expect("a machine up longer than the idle timeout");
+        }
+        sessions.save(&path).expect("save");
+        let restored = Sessions::restore(&path);
+        assert!(!path.exists(), "the file is read once");
+        let back = restored
+            .touch(&kept.id, SessionKind::Browser)
+            .expect("the live session");
+        assert_eq!(
+            (back.user.as_str(), back.csrf.as_str()),
+            ("admin", kept.csrf.as_str())
+        );
+        assert!(restored.touch(&idle.id, SessionKind::Api).is_none());
+        assert!(Sessions::restore(&path).lock().is_empty());
+    }
+
+    #[test]
+    fn only_well_formed_ids_are_looked_up() {
+        assert!(SessionId::parse(&"a".repeat(64)).is_some());
+        for bad in ["", "short", &"g".repeat(64), &"a".repeat(65)] {
+            assert!(SessionId::parse(bad).is_none(), "{bad}");
+        }
+    }
+}
