@@ -12,13 +12,18 @@
 //! 2. STARTTLS on the forwarded port negotiates TLS v1.2 (the factory policy: v1.1 and v1.2),
 //!    with `openssl s_client`.
 //! 3. The Classic UI answers its login page over HTTPS on the forwarded port 443 (`curl`).
-//! 4. The console login `admin` lands in the Postern CLI; its `status detail` gives the guest's
-//!    Postern memory. Then the seed's change on the console: `sslconfig inbound 1-3` and
-//!    `commit`, after which STARTTLS negotiates TLS v1.3. Then QEMU is killed, as a power cut
-//!    would.
+//! 4. The console login `admin` refuses a wrong password and takes the one the test provisioned
+//!    through QEMU's fw_cfg (`opt/postern/admin-password`: the first start's admin password,
+//!    which the console never shows), and lands in the Postern CLI; its `status detail` gives
+//!    the guest's Postern memory. Then the seed's change on the console: `sslconfig inbound 1-3` and
+//!    `commit`, after which STARTTLS negotiates TLS v1.3.
+//! 5. SSH on the forwarded port 22 (dropbear, started after readiness): `ssh admin@` with a
+//!    wrong password is refused; with the provisioned one, `ssh admin@... version` runs the
+//!    CLI's `version`. Then QEMU is killed, as a power cut would.
 //!
 //! Second boot: readiness again, on the data the first left: the boot time of every later day;
-//! STARTTLS still negotiates TLS v1.3 (the commit survived the power cut).
+//! STARTTLS still negotiates TLS v1.3 (the commit survived the power cut); SSH answers with the
+//! same host key (kept in /data) and the same password.
 //!
 //! Both boots: the serial log has no kernel panic, oops or BUG. It is kept, both boots one after
 //! the other, in `target/image/serial.log`.
@@ -40,6 +45,9 @@ use crate::qemu::{Boot, Forward, Serial};
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long each later step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the test waits after login's `Password:` prompt before typing: the guest's tty
+/// echoes what arrives before login has turned the echo off.
+const PROMPT_SETTLE: Duration = Duration::from_secs(1);
 /// What the serial log must not contain.
 const KERNEL_FAULTS: &[&str] = &["Kernel panic", "Oops", "BUG: "];
 
@@ -63,7 +71,13 @@ impl QemuTest {
             .find(|f| f.guest == 443)
             .context("no Classic UI forward")?
             .host;
+        let ssh = forwards
+            .iter()
+            .find(|f| f.guest == 22)
+            .context("no SSH forward")?
+            .host;
         let dir = crate::image::dir();
+        let login = Login::provision(&dir)?;
         let disk = dir.join("qemu-test.qcow2");
         let image = &built.qcow2;
         cmd!(sh, "qemu-img create -q -f qcow2 -F qcow2 -b {image} {disk}")
@@ -79,11 +93,11 @@ impl QemuTest {
         );
 
         writeln!(log, "=== qemu-test: first boot")?;
-        let mut vm = Vm::start(&disk, &forwards, log.try_clone()?)?;
-        let checks = first_boot(sh, &mut vm, smtp, gui);
+        let mut vm = Vm::start(&disk, &forwards, &login.file, log.try_clone()?)?;
+        let checks = first_boot(sh, &mut vm, &login, smtp, gui, ssh);
         let first = vm.finish(checks, &log_path)?;
         writeln!(log, "\n=== qemu-test: second boot")?;
-        let mut vm = Vm::start(&disk, &forwards, log.try_clone()?)?;
+        let mut vm = Vm::start(&disk, &forwards, &login.file, log.try_clone()?)?;
         let checks = readiness(&vm, smtp).and_then(|ready| {
             let protocol = starttls(sh, smtp)?;
             if protocol.0.as_deref() != Some("TLSv1.3") {
@@ -93,10 +107,19 @@ impl QemuTest {
                     protocol.1
                 );
             }
-            Ok(ready)
+            let (host_key, version) = ssh_checks(sh, &vm, &login, ssh)?;
+            if host_key != first.1.ssh_host_key {
+                bail!(
+                    "after the reboot SSH has another host key (not kept in /data?): {host_key} \
+                     instead of {}",
+                    first.1.ssh_host_key
+                );
+            }
+            Ok((ready, version))
         });
         let second = vm.finish(checks, &log_path)?;
         let _ = fs::remove_file(&disk);
+        let _ = fs::remove_file(&login.file);
 
         println!("\nqemu-test: the image booted and passed its checks");
         println!(
@@ -104,6 +127,7 @@ impl QemuTest {
             "building what was missing",
             build_time.as_secs_f64()
         );
+        let (second, second_ssh) = second;
         for (name, boot) in [("first boot", &first.0), ("second boot", &second)] {
             println!(
                 "  {:<40}{:.1} s to `postern: ready`, {:.1} s to the SMTP 220 banner",
@@ -123,6 +147,18 @@ impl QemuTest {
             "STARTTLS after the reboot"
         );
         println!("  {:<40}{}", "Classic UI login page (HTTPS)", checked.gui);
+        println!(
+            "  {:<40}wrong password refused, provisioned one accepted",
+            "console login (admin)"
+        );
+        println!(
+            "  {:<40}wrong password refused; `version`: {}",
+            "ssh admin@ (password)", checked.ssh_version
+        );
+        println!(
+            "  {:<40}{} (the same after the reboot; `version`: {second_ssh})",
+            "SSH host key (ed25519)", checked.ssh_host_key
+        );
         println!(
             "  {:<40}{}",
             "guest Postern memory (RSS)", checked.postern_rss
@@ -150,6 +186,10 @@ struct Checked {
     tls: String,
     tls_after: String,
     gui: String,
+    /// The `Version:` line of the CLI's `version` over SSH.
+    ssh_version: String,
+    /// The guest's ed25519 host key, as `ssh-keyscan` got it.
+    ssh_host_key: String,
     postern_rss: String,
     qemu_rss: Option<u64>,
 }
@@ -216,8 +256,10 @@ fn classic_ui_login(sh: &Shell, port: u16) -> anyhow::Result<String> {
 fn first_boot(
     sh: &Shell,
     vm: &mut Vm,
+    login: &Login,
     smtp: u16,
     gui: u16,
+    ssh: u16,
 ) -> anyhow::Result<(Readiness, Checked)> {
     let ready = readiness(vm, smtp)?;
 
@@ -231,9 +273,24 @@ fn first_boot(
     );
     let gui = classic_ui_login(sh, gui)?;
 
-    // The console login; getty drew its prompt at boot.
+    // The first start took the provisioned password, and said so without showing it.
+    vm.wait_for("admin password was provisioned", 0, STEP_TIMEOUT)?;
+    // The console login; getty drew its prompt at boot. A wrong password first.
     let at = vm.wait_for("login:", 0, STEP_TIMEOUT)?;
     vm.send("admin\n")?;
+    let at = vm.wait_for("Password:", at, STEP_TIMEOUT)?;
+    // login turns the echo off only after its prompt: typed at once, the line would be echoed.
+    std::thread::sleep(PROMPT_SETTLE);
+    vm.send("not-the-password\n")?;
+    let at = vm.wait_for("Login incorrect", at, STEP_TIMEOUT)?;
+    let at = vm.wait_for("login:", at, STEP_TIMEOUT)?;
+    if vm.since(at).contains("postern> ") {
+        bail!("the console login let a wrong password in");
+    }
+    vm.send("admin\n")?;
+    let at = vm.wait_for("Password:", at, STEP_TIMEOUT)?;
+    std::thread::sleep(PROMPT_SETTLE);
+    vm.send(&format!("{}\n", login.password))?;
     let at = vm.wait_for("postern> ", at, STEP_TIMEOUT)?;
     vm.send("status detail\n")?;
     let at = vm.wait_for("RAM Used / Total", at, STEP_TIMEOUT)?;
@@ -270,14 +327,136 @@ fn first_boot(
     };
     vm.send("quit\n")?;
     vm.wait_for("login:", at, STEP_TIMEOUT)?;
+
+    let (ssh_host_key, ssh_version) = ssh_checks(sh, vm, login, ssh)?;
+    if vm.since(0).contains(&login.password) {
+        bail!("the console showed the provisioned admin password");
+    }
     let checked = Checked {
         tls,
         tls_after,
         gui,
+        ssh_version,
+        ssh_host_key,
         postern_rss,
         qemu_rss: vm.rss(),
     };
     Ok((ready, checked))
+}
+
+/// The first admin password the test gives the guest (fw_cfg), and the file QEMU reads it from.
+struct Login {
+    password: String,
+    file: std::path::PathBuf,
+}
+
+impl Login {
+    /// A new random password in `dir/qemu-test-admin-password` (0600, no newline).
+    fn provision(dir: &Path) -> anyhow::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut random = [0u8; 12];
+        fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+        let password: String = std::iter::once("qt-".to_owned())
+            .chain(random.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let file = dir.join("qemu-test-admin-password");
+        let _ = fs::remove_file(&file);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| f.write_all(password.as_bytes()))
+            .with_context(|| format!("writing {}", file.display()))?;
+        Ok(Self { password, file })
+    }
+}
+
+/// SSH on the forwarded port: once dropbear answers, a wrong password is refused and the
+/// provisioned one runs the CLI's `version`. The guest's ed25519 host key and the `Version:` line.
+fn ssh_checks(sh: &Shell, vm: &Vm, login: &Login, port: u16) -> anyhow::Result<(String, String)> {
+    let greeting = wait_for_ssh(vm, port)?;
+    eprintln!("xtask: SSH greets with {greeting}");
+    let port_text = port.to_string();
+    let scanned = cmd!(
+        sh,
+        "timeout 60 ssh-keyscan -p {port_text} -t ed25519 127.0.0.1"
+    )
+    .ignore_status()
+    .ignore_stderr()
+    .read()?;
+    let host_key = scanned
+        .lines()
+        .find_map(|l| {
+            l.split_once(" ssh-ed25519 ")
+                .map(|(_, key)| key.trim().to_owned())
+        })
+        .with_context(|| format!("ssh-keyscan found no ed25519 host key: {scanned}"))?;
+
+    let wrong = login.file.with_extension("wrong");
+    fs::write(&wrong, "not-the-password")?;
+    let refused = ssh(sh, port, &wrong, "version");
+    let _ = fs::remove_file(&wrong);
+    let (ok, said) = refused?;
+    if ok || !said.contains("Permission denied") {
+        bail!("ssh with a wrong password was not refused:\n{said}");
+    }
+    let (ok, said) = ssh(sh, port, &login.file, "version")?;
+    if !ok || !said.contains("Product: Postern Secure Email Gateway") {
+        bail!("`ssh admin@127.0.0.1 -p {port} version` did not run the CLI's version:\n{said}");
+    }
+    let version = field(&said, "Version:").context("`version` over SSH showed no Version:")?;
+    Ok((host_key, version))
+}
+
+/// `ssh -p PORT admin@127.0.0.1 COMMAND` with the password in `password` (through sshpass):
+/// whether it succeeded, and what it printed.
+fn ssh(sh: &Shell, port: u16, password: &Path, command: &str) -> anyhow::Result<(bool, String)> {
+    let port = port.to_string();
+    let output = cmd!(
+        sh,
+        "timeout 90 sshpass -f {password} ssh -p {port}
+            -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+            -o PubkeyAuthentication=no -o PreferredAuthentications=password
+            -o NumberOfPasswordPrompts=1 -o ConnectTimeout=30
+            admin@127.0.0.1 {command}"
+    )
+    .ignore_status()
+    .output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), said))
+}
+
+/// Connects to the forwarded SSH port until the guest greets with `SSH-2.0-`: dropbear starts
+/// once Postern is ready (and has made its host keys, on the first boot).
+fn wait_for_ssh(vm: &Vm, port: u16) -> anyhow::Result<String> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let attempt = || -> std::io::Result<String> {
+            let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line)?;
+            Ok(line.trim_end().to_owned())
+        };
+        if let Ok(line) = attempt()
+            && line.starts_with("SSH-2.0-")
+        {
+            return Ok(line);
+        }
+        if Instant::now() > deadline {
+            bail!("no SSH greeting on 127.0.0.1:{port} within {STEP_TIMEOUT:?}");
+        }
+        if vm.closed() {
+            bail!("QEMU ended while waiting for SSH");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// Connects to the forwarded SMTP port until the guest answers with `220`; the banner line.
@@ -334,13 +513,20 @@ struct SerialBuffer {
 }
 
 impl Vm {
-    /// Starts QEMU on `disk`; what the console prints is appended to `log` too.
-    fn start(disk: &Path, forwards: &[Forward], mut log: fs::File) -> anyhow::Result<Self> {
+    /// Starts QEMU on `disk` with the first admin password in `password` (fw_cfg); what the
+    /// console prints is appended to `log` too.
+    fn start(
+        disk: &Path,
+        forwards: &[Forward],
+        password: &Path,
+        mut log: fs::File,
+    ) -> anyhow::Result<Self> {
         let boot = Boot {
             disk,
             snapshot: false,
             forwards,
             serial: Serial::Pipe,
+            admin_password: Some(password),
         };
         let started = Instant::now();
         let mut child = boot
