@@ -25,7 +25,13 @@
 //! STARTTLS still negotiates TLS v1.3 (the commit survived the power cut); SSH answers with the
 //! same host key (kept in /data) and the same password.
 //!
-//! Both boots: the serial log has no kernel panic, oops or BUG. It is kept, both boots one after
+//! Third boot, of a new overlay without a provisioned password (as on hardware): the console
+//! shows the random admin password of the first start once Postern is ready, and SSH takes it.
+//!
+//! Every boot: where the time to `postern: ready` went, from the console's lines as they came
+//! (the initramfs prints the kernel's uptime when it starts, rcS says when it starts).
+//!
+//! All boots: the serial log has no kernel panic, oops or BUG. It is kept, both boots one after
 //! the other, in `target/image/serial.log`.
 
 use std::fs;
@@ -93,11 +99,11 @@ impl QemuTest {
         );
 
         writeln!(log, "=== qemu-test: first boot")?;
-        let mut vm = Vm::start(&disk, &forwards, &login.file, log.try_clone()?)?;
+        let mut vm = Vm::start(&disk, &forwards, Some(&login.file), log.try_clone()?)?;
         let checks = first_boot(sh, &mut vm, &login, smtp, gui, ssh);
         let first = vm.finish(checks, &log_path)?;
         writeln!(log, "\n=== qemu-test: second boot")?;
-        let mut vm = Vm::start(&disk, &forwards, &login.file, log.try_clone()?)?;
+        let mut vm = Vm::start(&disk, &forwards, Some(&login.file), log.try_clone()?)?;
         let checks = readiness(&vm, smtp).and_then(|ready| {
             let protocol = starttls(sh, smtp)?;
             if protocol.0.as_deref() != Some("TLSv1.3") {
@@ -121,6 +127,18 @@ impl QemuTest {
         let _ = fs::remove_file(&disk);
         let _ = fs::remove_file(&login.file);
 
+        writeln!(
+            log,
+            "\n=== qemu-test: third boot, a new disk without a provisioned password"
+        )?;
+        cmd!(sh, "qemu-img create -q -f qcow2 -F qcow2 -b {image} {disk}")
+            .run()
+            .context("making the test disk")?;
+        let mut vm = Vm::start(&disk, &forwards, None, log.try_clone()?)?;
+        let checks = unprovisioned_boot(sh, &vm, &dir, smtp, ssh);
+        let third = vm.finish(checks, &log_path)?;
+        let _ = fs::remove_file(&disk);
+
         println!("\nqemu-test: the image booted and passed its checks");
         println!(
             "  {:<40}{:.1} s",
@@ -128,13 +146,18 @@ impl QemuTest {
             build_time.as_secs_f64()
         );
         let (second, second_ssh) = second;
-        for (name, boot) in [("first boot", &first.0), ("second boot", &second)] {
+        for (name, boot) in [
+            ("first boot", &first.0),
+            ("second boot", &second),
+            ("third boot", &third.0),
+        ] {
             println!(
                 "  {:<40}{:.1} s to `postern: ready`, {:.1} s to the SMTP 220 banner",
                 format!("QEMU start -> ({name})"),
                 boot.ready.as_secs_f64(),
                 boot.banner.as_secs_f64()
             );
+            println!("  {:<40}{}", "  where the time went", boot.phases);
         }
         let checked = &first.1;
         println!("  {:<40}{}", "STARTTLS on the forwarded port", checked.tls);
@@ -170,6 +193,10 @@ impl QemuTest {
                 .qemu_rss
                 .map_or("unknown".to_owned(), crate::image::mb)
         );
+        println!(
+            "  {:<40}shown on the console: {}; SSH takes it",
+            "unprovisioned first boot's password", third.1
+        );
         println!("  {:<40}none", "kernel panic/oops/BUG");
         Ok(())
     }
@@ -179,6 +206,8 @@ impl QemuTest {
 struct Readiness {
     ready: Duration,
     banner: Duration,
+    /// Where the time to `postern: ready` went, for the report.
+    phases: String,
 }
 
 /// What the first boot's checks found.
@@ -196,8 +225,9 @@ struct Checked {
 
 /// `postern: ready` on the console, then the SMTP banner.
 fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
-    vm.wait_for("postern: ready", 0, BOOT_TIMEOUT)?;
-    let ready = vm.started.elapsed();
+    let at = vm.wait_for("postern: ready", 0, BOOT_TIMEOUT)?;
+    let ready = vm.arrival(at);
+    let phases = boot_phases(vm, ready);
     let banner_line = wait_for_banner(vm, smtp)?;
     let banner = vm.started.elapsed();
     eprintln!(
@@ -205,7 +235,79 @@ fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
         ready.as_secs_f64(),
         banner.as_secs_f64()
     );
-    Ok(Readiness { ready, banner })
+    Ok(Readiness {
+        ready,
+        banner,
+        phases,
+    })
+}
+
+/// The boot's phases from the console: when the initramfs started (it prints the kernel's
+/// uptime then, which tells when the kernel started), when rcS started, and `postern: ready`.
+/// Times are from QEMU's start, as the lines arrived (the console is read as it comes).
+fn boot_phases(vm: &Vm, ready: Duration) -> String {
+    let text = vm.since(0);
+    let initramfs = text.find(INITRAMFS_MARK).map(|at| {
+        let arrived = vm.arrival(at + INITRAMFS_MARK.len());
+        let uptime = text[at + INITRAMFS_MARK.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok());
+        (arrived, uptime)
+    });
+    let rcs = text
+        .find(RCS_MARK)
+        .map(|at| vm.arrival(at + RCS_MARK.len()));
+    let (Some((initramfs, Some(uptime))), Some(rcs)) = (initramfs, rcs) else {
+        return "(the console did not say when the initramfs and rcS started)".to_owned();
+    };
+    let kernel = initramfs.as_secs_f64() - uptime;
+    format!(
+        "kernel entered at {kernel:.1} s (firmware, syslinux, loading it), initramfs at {:.1} s, \
+         rcS at {:.1} s, Postern {:.1} s after",
+        initramfs.as_secs_f64(),
+        rcs.as_secs_f64(),
+        (ready - rcs).as_secs_f64()
+    )
+}
+
+/// What the initramfs prints first, before the kernel's uptime in seconds.
+const INITRAMFS_MARK: &str = "postern-initramfs: started at uptime ";
+/// What rcS prints first.
+const RCS_MARK: &str = "postern: system start";
+
+/// A first boot without a provisioned password: the console shows the random one once Postern
+/// is ready, and SSH takes it; the boot's readiness and the password.
+fn unprovisioned_boot(
+    sh: &Shell,
+    vm: &Vm,
+    dir: &Path,
+    smtp: u16,
+    ssh: u16,
+) -> anyhow::Result<(Readiness, String)> {
+    const SHOWN: &str = "postern: first start: the admin password is ";
+    let ready = readiness(vm, smtp)?;
+    let at = vm.wait_for(SHOWN, 0, STEP_TIMEOUT)?;
+    vm.wait_for("\n", at, STEP_TIMEOUT)?;
+    let password = vm
+        .since(at)
+        .split_whitespace()
+        .next()
+        .context("the console showed no password")?
+        .to_owned();
+    if password.chars().count() < 8 {
+        bail!("the first start's password is short: {password:?}");
+    }
+    let file = dir.join("qemu-test-shown-password");
+    fs::write(&file, &password)?;
+    let login = Login {
+        password: password.clone(),
+        file,
+    };
+    let checked = ssh_checks(sh, vm, &login, ssh);
+    let _ = fs::remove_file(&login.file);
+    checked?;
+    Ok((ready, password))
 }
 
 /// `openssl s_client -starttls smtp` against the forwarded port: the protocol it negotiated, if
@@ -509,16 +611,18 @@ struct Vm {
 struct SerialBuffer {
     /// What the console printed, and whether QEMU closed it.
     state: Mutex<(Vec<u8>, bool)>,
+    /// When each read of the console ended (its length then, time from QEMU's start).
+    arrivals: Mutex<Vec<(usize, Duration)>>,
     grew: Condvar,
 }
 
 impl Vm {
-    /// Starts QEMU on `disk` with the first admin password in `password` (fw_cfg); what the
-    /// console prints is appended to `log` too.
+    /// Starts QEMU on `disk`, with the first admin password in `password` given through
+    /// fw_cfg; what the console prints is appended to `log` too.
     fn start(
         disk: &Path,
         forwards: &[Forward],
-        password: &Path,
+        password: Option<&Path>,
         mut log: fs::File,
     ) -> anyhow::Result<Self> {
         let boot = Boot {
@@ -526,7 +630,7 @@ impl Vm {
             snapshot: false,
             forwards,
             serial: Serial::Pipe,
-            admin_password: Some(password),
+            admin_password: password,
         };
         let started = Instant::now();
         let mut child = boot
@@ -546,6 +650,11 @@ impl Vm {
                 let _ = log.write_all(&chunk[..n]);
                 let mut state = buffer.state.lock().unwrap_or_else(|e| e.into_inner());
                 state.0.extend_from_slice(&chunk[..n]);
+                buffer
+                    .arrivals
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((state.0.len(), started.elapsed()));
                 state.1 = n == 0;
                 buffer.grew.notify_all();
                 if n == 0 {
@@ -617,6 +726,19 @@ impl Vm {
         self.stdin.write_all(text.as_bytes())?;
         self.stdin.flush()?;
         Ok(())
+    }
+
+    /// When the console's byte `offset` arrived, from QEMU's start.
+    fn arrival(&self, offset: usize) -> Duration {
+        let arrivals = self
+            .serial
+            .arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        arrivals
+            .iter()
+            .find(|(end, _)| *end >= offset)
+            .map_or_else(|| self.started.elapsed(), |(_, at)| *at)
     }
 
     fn since(&self, from: usize) -> String {
