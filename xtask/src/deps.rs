@@ -60,8 +60,9 @@ pub(crate) const IMAGE_PACKAGES: &[&str] = &[
 /// from bookworm-backports ([`ensure_qemu`]); openssl is the STARTTLS peer of `qemu-test`.
 pub(crate) const QEMU_PACKAGES: &[&str] = &["qemu-system-x86", "qemu-utils"];
 
-/// What `cargo xtask qemu-test` talks to the guest with: openssl (STARTTLS), curl (HTTPS).
-pub(crate) const QEMU_TEST_PACKAGES: &[&str] = &["openssl", "curl"];
+/// What `cargo xtask qemu-test` talks to the guest with: openssl (STARTTLS), curl (HTTPS),
+/// openssh-client (`ssh`, `ssh-keyscan`) and sshpass (the password login over SSH).
+pub(crate) const QEMU_TEST_PACKAGES: &[&str] = &["openssl", "curl", "openssh-client", "sshpass"];
 
 /// Debconf answers given before a package is installed, as `debconf-set-selections` reads
 /// them; each line starts with the package it is for.

@@ -7,12 +7,14 @@
 //!    the image has no C library. (musl needs the musl Rust target, and AWS-LC's libssl is C++,
 //!    for which Debian has no musl compiler; the gnu build is 6% larger and needs neither.)
 //! 2. `cache/`: Debian's kernel (`linux-image-FLAVOUR`, see [`Flavour`]), the versioned
-//!    package it depends on, and `busybox-static`, by `apt-get download`; kept until deleted, so
-//!    later builds are offline and the kernel stays the one recorded in `manifest.txt`.
+//!    package it depends on, `busybox-static`, and `dropbear-bin` with the shared libraries it
+//!    needs ([`SSH_PACKAGES`]), by `apt-get download`; kept until deleted, so later builds are
+//!    offline and the kernel stays the one recorded in `manifest.txt`.
 //! 3. `initrd.img`: BusyBox, `image/initramfs/init`, and the kernel modules of the virtio disk
 //!    and network, ext4 and squashfs with what they depend on (`modules.dep`), unless the
 //!    kernel has them built in.
-//! 4. `rootfs.squashfs`: BusyBox and its applets, `postern`, `image/rootfs-overlay/`.
+//! 4. `rootfs.squashfs`: BusyBox and its applets, `postern`, dropbear (the SSH server) with the
+//!    C libraries it is linked against, `image/rootfs-overlay/`.
 //! 5. `data.ext4`: the empty `/data`; `postern.img`: genimage with `image/genimage.cfg`; then
 //!    syslinux on its boot partition; `postern.qcow2`: the same disk for QEMU.
 
@@ -33,7 +35,9 @@ pub(crate) const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 /// The modules the initramfs loads (with their dependencies): the virtio PCI transport, disk,
 /// network and random number generator; ext4 for /data (and the crc32c it asks for by a soft
-/// dependency, which BusyBox does not follow); squashfs for the root.
+/// dependency, which BusyBox does not follow); squashfs for the root; `qemu_fw_cfg`, through
+/// which a VM's host can provision the first admin password (`opt/postern/admin-password`,
+/// image/README.md).
 const MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
@@ -42,6 +46,7 @@ const MODULES: &[&str] = &[
     "crc32c_generic",
     "ext4",
     "squashfs",
+    "qemu_fw_cfg",
 ];
 
 /// The parts of the kernel package that are extracted: the kernel, depmod's inputs, and the
@@ -57,10 +62,28 @@ const KERNEL_PARTS: &[&str] = &[
     "./lib/modules/*/kernel/drivers/net/net_failover.ko*",
     "./lib/modules/*/kernel/net/core/failover.ko*",
     "./lib/modules/*/kernel/drivers/char/hw_random/*",
+    "./lib/modules/*/kernel/drivers/firmware/qemu_fw_cfg.ko*",
     "./lib/modules/*/kernel/crypto/*",
     "./lib/modules/*/kernel/lib/*",
     "./lib/modules/*/kernel/fs/*",
 ];
+
+/// The SSH server and what it is linked against: Debian's dropbear is a dynamic executable (there
+/// is no static build), so the image carries glibc's loader and the libraries its `NEEDED`
+/// entries name, found in these packages ([`Dropbear::install`] fails on one it cannot find).
+const SSH_PACKAGES: &[&str] = &[
+    "dropbear-bin",
+    "libc6",
+    "libcrypt1",
+    "libtomcrypt1",
+    "libtommath1",
+    "libgmp10",
+    "zlib1g",
+];
+
+/// The programs of `dropbear-bin` the image runs: the server, and the key generator the first
+/// boot makes the host keys with.
+const SSH_PROGRAMS: &[&str] = &["usr/sbin/dropbear", "usr/bin/dropbearkey"];
 
 /// The size of the empty data filesystem in a new image.
 const DATA_SIZE: &str = "256M";
@@ -240,6 +263,7 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
     fs::create_dir_all(&cache)?;
     let kernel = Kernel::fetch(sh, &cache, flavour)?;
     let busybox = Busybox::fetch(sh, &cache)?;
+    let dropbear = Dropbear::fetch(sh, &cache)?;
     let fetched = started.elapsed();
 
     let inputs = out.join("inputs");
@@ -258,7 +282,13 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
 
     sh.copy_file(kernel.vmlinuz(), inputs.join("bzImage"))?;
     initramfs(sh, &kernel, &busybox, &source, &staging, &inputs)?;
-    rootfs(sh, binary, &version, &busybox, &source, &staging, &inputs)?;
+    let system = System {
+        binary,
+        version: &version,
+        busybox: &busybox,
+        dropbear: &dropbear,
+    };
+    rootfs(sh, &system, &source, &staging, &inputs)?;
     let data = inputs.join("data.ext4");
     cmd!(
         sh,
@@ -292,11 +322,16 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
 
     let manifest = format!(
         "postern {version} ({TARGET}, static)\n\
-         kernel flavour {}\nkernel {} from {}\nbusybox from {}\n",
+         kernel flavour {}\nkernel {} from {}\nbusybox from {}\n{}",
         flavour.name(),
         kernel.release,
         kernel.deb.display(),
-        busybox.deb.display()
+        busybox.deb.display(),
+        dropbear
+            .debs
+            .iter()
+            .map(|d| format!("ssh from {}\n", d.display()))
+            .collect::<String>()
     );
     fs::write(out.join("manifest.txt"), &manifest)?;
 
@@ -353,15 +388,17 @@ impl Kernel {
             .to_owned();
         let deb = download(sh, cache, &package)?;
         let root = cache.join(format!("kernel-{release}"));
+        // The marker holds the parts extracted: a build that needs other parts extracts again.
         let done = root.join(".extracted");
-        if !done.exists() {
+        let parts = KERNEL_PARTS.join("\n");
+        if fs::read_to_string(&done).ok().as_deref() != Some(parts.as_str()) {
             let _ = fs::remove_dir_all(&root);
             fs::create_dir_all(&root)?;
             extract_parts(&deb, &root, KERNEL_PARTS)?;
             cmd!(sh, "depmod -b {root} {release}")
                 .run()
                 .context("depmod")?;
-            fs::write(&done, "")?;
+            fs::write(&done, parts)?;
         }
         Ok(Self { release, deb, root })
     }
@@ -411,6 +448,83 @@ impl Busybox {
             fs::create_dir_all(path.parent().context("an applet at the root")?)?;
             std::os::unix::fs::symlink("/bin/busybox", &path)?;
         }
+        Ok(())
+    }
+}
+
+/// Dropbear from `dropbear-bin` and the libraries of [`SSH_PACKAGES`], extracted once into
+/// `cache/ssh/`.
+#[derive(Debug)]
+struct Dropbear {
+    debs: Vec<PathBuf>,
+    root: PathBuf,
+}
+
+impl Dropbear {
+    fn fetch(sh: &Shell, cache: &Path) -> anyhow::Result<Self> {
+        let debs = SSH_PACKAGES
+            .iter()
+            .map(|p| download(sh, cache, p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let root = cache.join("ssh");
+        let done = root.join(".extracted");
+        let names: String = debs.iter().map(|d| format!("{}\n", d.display())).collect();
+        if fs::read_to_string(&done).ok().as_deref() != Some(names.as_str()) {
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(&root)?;
+            for deb in &debs {
+                cmd!(sh, "dpkg-deb -x {deb} {root}").run()?;
+            }
+            fs::write(&done, names)?;
+        }
+        Ok(Self { debs, root })
+    }
+
+    /// Installs [`SSH_PROGRAMS`] under `to`, with glibc's loader and every shared library they
+    /// need (their `NEEDED` entries, and those of the libraries, followed to the end).
+    fn install(&self, sh: &Shell, to: &Path) -> anyhow::Result<()> {
+        const LIBS: &[&str] = &["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"];
+        let mut todo: Vec<PathBuf> = SSH_PROGRAMS.iter().map(|p| self.root.join(p)).collect();
+        let mut libraries = HashSet::new();
+        for program in SSH_PROGRAMS {
+            let at = to.join(program);
+            fs::create_dir_all(at.parent().context("a program at the root")?)?;
+            fs::copy(self.root.join(program), &at)?;
+        }
+        while let Some(elf) = todo.pop() {
+            let dynamic = cmd!(sh, "readelf -d {elf}").quiet().read()?;
+            for line in dynamic.lines().filter(|l| l.contains("(NEEDED)")) {
+                let name = line
+                    .split('[')
+                    .nth(1)
+                    .and_then(|rest| rest.split(']').next())
+                    .with_context(|| format!("readelf's NEEDED line: {line}"))?
+                    .to_owned();
+                if !libraries.insert(name.clone()) {
+                    continue;
+                }
+                let dir = LIBS
+                    .iter()
+                    .find(|d| self.root.join(d).join(&name).exists())
+                    .with_context(|| {
+                        format!(
+                            "{} needs {name}, which no package of SSH_PACKAGES has",
+                            elf.display()
+                        )
+                    })?;
+                // Copied as the file the name leads to (libz.so.1 -> libz.so.1.2.13).
+                let from = fs::canonicalize(self.root.join(dir).join(&name))?;
+                let lib = to.join("lib/x86_64-linux-gnu").join(&name);
+                fs::create_dir_all(lib.parent().context("a library folder")?)?;
+                fs::copy(&from, &lib)?;
+                todo.push(from);
+            }
+        }
+        // The program interpreter every x86_64 glibc executable names.
+        let loader = "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+        fs::copy(self.root.join(loader), to.join(loader))?;
+        fs::create_dir_all(to.join("lib64"))?;
+        std::os::unix::fs::symlink(format!("/{loader}"), to.join("lib64/ld-linux-x86-64.so.2"))?;
         Ok(())
     }
 }
@@ -551,21 +665,34 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `rootfs.squashfs`: BusyBox, `postern`, the overlay, the mount points, `/etc/os-release`.
+/// What goes into the root filesystem besides `image/rootfs-overlay`.
+struct System<'a> {
+    /// The static `postern`.
+    binary: &'a Path,
+    version: &'a str,
+    busybox: &'a Busybox,
+    dropbear: &'a Dropbear,
+}
+
+/// `rootfs.squashfs`: BusyBox, `postern`, dropbear, the overlay, the mount points,
+/// `/etc/os-release`, and `/etc/shadow` as a link to the one the boot writes in `/run`.
 fn rootfs(
     sh: &Shell,
-    binary: &Path,
-    version: &str,
-    busybox: &Busybox,
+    system: &System<'_>,
     source: &Path,
     staging: &Path,
     inputs: &Path,
 ) -> anyhow::Result<()> {
+    let (binary, version) = (system.binary, system.version);
     let root = staging.join("rootfs");
     fs::create_dir_all(&root)?;
     let overlay = source.join("rootfs-overlay/.");
     cmd!(sh, "cp -a {overlay} {root}").run()?;
-    busybox.install(sh, &root)?;
+    system.busybox.install(sh, &root)?;
+    system.dropbear.install(sh, &root)?;
+    // The root is read-only and the admin's login password is set on the machine: the boot
+    // writes the shadow file from /data into /run (`/usr/libexec/postern/login-password`).
+    std::os::unix::fs::symlink("/run/postern/shadow", root.join("etc/shadow"))?;
     for d in [
         "dev", "proc", "sys", "run", "tmp", "data", "root", "usr/bin",
     ] {
@@ -573,7 +700,6 @@ fn rootfs(
     }
     fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
     fs::set_permissions(root.join("root"), fs::Permissions::from_mode(0o700))?;
-    fs::set_permissions(root.join("etc/shadow"), fs::Permissions::from_mode(0o600))?;
     let postern = root.join("usr/bin/postern");
     sh.copy_file(binary, &postern)?;
     fs::set_permissions(&postern, fs::Permissions::from_mode(0o755))?;

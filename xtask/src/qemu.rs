@@ -70,6 +70,9 @@ pub(crate) struct Boot<'a> {
     pub(crate) snapshot: bool,
     pub(crate) forwards: &'a [Forward],
     pub(crate) serial: Serial,
+    /// A file holding the first admin password, given to the guest as the fw_cfg item
+    /// `opt/postern/admin-password`: a fresh `/data` takes it (image/README.md).
+    pub(crate) admin_password: Option<&'a Path>,
 }
 
 impl Boot<'_> {
@@ -131,6 +134,16 @@ impl Boot<'_> {
             .iter()
             .map(|s| (*s).to_owned()),
         );
+        if let Some(file) = self.admin_password {
+            let file = file
+                .to_str()
+                .context("the admin password file's path is not UTF-8")?;
+            if file.contains(',') {
+                bail!("QEMU cannot take a file path with a comma: {file}");
+            }
+            args.push("-fw_cfg".to_owned());
+            args.push(format!("name=opt/postern/admin-password,file={file}"));
+        }
         // A program watches the console: a reboot (a kernel panic's, with panic=10) ends QEMU
         // instead of booting again behind its back.
         if self.serial == Serial::Pipe {
@@ -200,6 +213,7 @@ impl Qemu {
             snapshot,
             forwards: &forwards,
             serial: Serial::Terminal,
+            admin_password: None,
         };
         let status = boot
             .command()?
@@ -276,6 +290,7 @@ mod tests {
             snapshot: true,
             forwards: &forwards,
             serial: Serial::Pipe,
+            admin_password: Some(Path::new("/t/password")),
         };
         let args = boot.args(&machine).unwrap();
         let after = |option: &str| {
@@ -294,16 +309,22 @@ mod tests {
             "user,id=net0,hostfwd=tcp:127.0.0.1:2525-:25,hostfwd=tcp:127.0.0.1:40000-:443"
         );
         assert_eq!(after("-serial"), "stdio");
+        assert_eq!(
+            after("-fw_cfg"),
+            "name=opt/postern/admin-password,file=/t/password"
+        );
         assert!(args.iter().any(|a| a == "-no-reboot"));
         assert!(!args.iter().any(|a| a.contains("kvm")));
 
         let interactive = Boot {
             snapshot: false,
             serial: Serial::Terminal,
+            admin_password: None,
             ..boot
         };
         let args = interactive.args(&machine).unwrap();
         assert!(args.iter().any(|a| a == "mon:stdio"));
+        assert!(!args.iter().any(|a| a == "-fw_cfg"));
         assert!(
             !args
                 .iter()

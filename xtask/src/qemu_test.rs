@@ -12,15 +12,26 @@
 //! 2. STARTTLS on the forwarded port negotiates TLS v1.2 (the factory policy: v1.1 and v1.2),
 //!    with `openssl s_client`.
 //! 3. The Classic UI answers its login page over HTTPS on the forwarded port 443 (`curl`).
-//! 4. The console login `admin` lands in the Postern CLI; its `status detail` gives the guest's
-//!    Postern memory. Then the seed's change on the console: `sslconfig inbound 1-3` and
-//!    `commit`, after which STARTTLS negotiates TLS v1.3. Then QEMU is killed, as a power cut
-//!    would.
+//! 4. The console login `admin` refuses a wrong password and takes the one the test provisioned
+//!    through QEMU's fw_cfg (`opt/postern/admin-password`: the first start's admin password,
+//!    which the console never shows), and lands in the Postern CLI; its `status detail` gives
+//!    the guest's Postern memory. Then the seed's change on the console: `sslconfig inbound 1-3` and
+//!    `commit`, after which STARTTLS negotiates TLS v1.3.
+//! 5. SSH on the forwarded port 22 (dropbear, started after readiness): `ssh admin@` with a
+//!    wrong password is refused; with the provisioned one, `ssh admin@... version` runs the
+//!    CLI's `version`. Then QEMU is killed, as a power cut would.
 //!
 //! Second boot: readiness again, on the data the first left: the boot time of every later day;
-//! STARTTLS still negotiates TLS v1.3 (the commit survived the power cut).
+//! STARTTLS still negotiates TLS v1.3 (the commit survived the power cut); SSH answers with the
+//! same host key (kept in /data) and the same password.
 //!
-//! Both boots: the serial log has no kernel panic, oops or BUG. It is kept, both boots one after
+//! Third boot, of a new overlay without a provisioned password (as on hardware): the console
+//! shows the random admin password of the first start once Postern is ready, and SSH takes it.
+//!
+//! Every boot: where the time to `postern: ready` went, from the console's lines as they came
+//! (the initramfs prints the kernel's uptime when it starts, rcS says when it starts).
+//!
+//! All boots: the serial log has no kernel panic, oops or BUG. It is kept, both boots one after
 //! the other, in `target/image/serial.log`.
 
 use std::fs;
@@ -40,6 +51,9 @@ use crate::qemu::{Boot, Forward, Serial};
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long each later step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the test waits after login's `Password:` prompt before typing: the guest's tty
+/// echoes what arrives before login has turned the echo off.
+const PROMPT_SETTLE: Duration = Duration::from_secs(1);
 /// What the serial log must not contain.
 const KERNEL_FAULTS: &[&str] = &["Kernel panic", "Oops", "BUG: "];
 
@@ -63,7 +77,13 @@ impl QemuTest {
             .find(|f| f.guest == 443)
             .context("no Classic UI forward")?
             .host;
+        let ssh = forwards
+            .iter()
+            .find(|f| f.guest == 22)
+            .context("no SSH forward")?
+            .host;
         let dir = crate::image::dir();
+        let login = Login::provision(&dir)?;
         let disk = dir.join("qemu-test.qcow2");
         let image = &built.qcow2;
         cmd!(sh, "qemu-img create -q -f qcow2 -F qcow2 -b {image} {disk}")
@@ -79,11 +99,11 @@ impl QemuTest {
         );
 
         writeln!(log, "=== qemu-test: first boot")?;
-        let mut vm = Vm::start(&disk, &forwards, log.try_clone()?)?;
-        let checks = first_boot(sh, &mut vm, smtp, gui);
+        let mut vm = Vm::start(&disk, &forwards, Some(&login.file), log.try_clone()?)?;
+        let checks = first_boot(sh, &mut vm, &login, smtp, gui, ssh);
         let first = vm.finish(checks, &log_path)?;
         writeln!(log, "\n=== qemu-test: second boot")?;
-        let mut vm = Vm::start(&disk, &forwards, log.try_clone()?)?;
+        let mut vm = Vm::start(&disk, &forwards, Some(&login.file), log.try_clone()?)?;
         let checks = readiness(&vm, smtp).and_then(|ready| {
             let protocol = starttls(sh, smtp)?;
             if protocol.0.as_deref() != Some("TLSv1.3") {
@@ -93,9 +113,30 @@ impl QemuTest {
                     protocol.1
                 );
             }
-            Ok(ready)
+            let (host_key, version) = ssh_checks(sh, &vm, &login, ssh)?;
+            if host_key != first.1.ssh_host_key {
+                bail!(
+                    "after the reboot SSH has another host key (not kept in /data?): {host_key} \
+                     instead of {}",
+                    first.1.ssh_host_key
+                );
+            }
+            Ok((ready, version))
         });
         let second = vm.finish(checks, &log_path)?;
+        let _ = fs::remove_file(&disk);
+        let _ = fs::remove_file(&login.file);
+
+        writeln!(
+            log,
+            "\n=== qemu-test: third boot, a new disk without a provisioned password"
+        )?;
+        cmd!(sh, "qemu-img create -q -f qcow2 -F qcow2 -b {image} {disk}")
+            .run()
+            .context("making the test disk")?;
+        let mut vm = Vm::start(&disk, &forwards, None, log.try_clone()?)?;
+        let checks = unprovisioned_boot(sh, &vm, &dir, smtp, ssh);
+        let third = vm.finish(checks, &log_path)?;
         let _ = fs::remove_file(&disk);
 
         println!("\nqemu-test: the image booted and passed its checks");
@@ -104,13 +145,19 @@ impl QemuTest {
             "building what was missing",
             build_time.as_secs_f64()
         );
-        for (name, boot) in [("first boot", &first.0), ("second boot", &second)] {
+        let (second, second_ssh) = second;
+        for (name, boot) in [
+            ("first boot", &first.0),
+            ("second boot", &second),
+            ("third boot", &third.0),
+        ] {
             println!(
                 "  {:<40}{:.1} s to `postern: ready`, {:.1} s to the SMTP 220 banner",
                 format!("QEMU start -> ({name})"),
                 boot.ready.as_secs_f64(),
                 boot.banner.as_secs_f64()
             );
+            println!("  {:<40}{}", "  where the time went", boot.phases);
         }
         let checked = &first.1;
         println!("  {:<40}{}", "STARTTLS on the forwarded port", checked.tls);
@@ -124,6 +171,18 @@ impl QemuTest {
         );
         println!("  {:<40}{}", "Classic UI login page (HTTPS)", checked.gui);
         println!(
+            "  {:<40}wrong password refused, provisioned one accepted",
+            "console login (admin)"
+        );
+        println!(
+            "  {:<40}wrong password refused; `version`: {}",
+            "ssh admin@ (password)", checked.ssh_version
+        );
+        println!(
+            "  {:<40}{} (the same after the reboot; `version`: {second_ssh})",
+            "SSH host key (ed25519)", checked.ssh_host_key
+        );
+        println!(
             "  {:<40}{}",
             "guest Postern memory (RSS)", checked.postern_rss
         );
@@ -134,6 +193,10 @@ impl QemuTest {
                 .qemu_rss
                 .map_or("unknown".to_owned(), crate::image::mb)
         );
+        println!(
+            "  {:<40}shown on the console: {}; SSH takes it",
+            "unprovisioned first boot's password", third.1
+        );
         println!("  {:<40}none", "kernel panic/oops/BUG");
         Ok(())
     }
@@ -143,6 +206,8 @@ impl QemuTest {
 struct Readiness {
     ready: Duration,
     banner: Duration,
+    /// Where the time to `postern: ready` went, for the report.
+    phases: String,
 }
 
 /// What the first boot's checks found.
@@ -150,14 +215,19 @@ struct Checked {
     tls: String,
     tls_after: String,
     gui: String,
+    /// The `Version:` line of the CLI's `version` over SSH.
+    ssh_version: String,
+    /// The guest's ed25519 host key, as `ssh-keyscan` got it.
+    ssh_host_key: String,
     postern_rss: String,
     qemu_rss: Option<u64>,
 }
 
 /// `postern: ready` on the console, then the SMTP banner.
 fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
-    vm.wait_for("postern: ready", 0, BOOT_TIMEOUT)?;
-    let ready = vm.started.elapsed();
+    let at = vm.wait_for("postern: ready", 0, BOOT_TIMEOUT)?;
+    let ready = vm.arrival(at);
+    let phases = boot_phases(vm, ready);
     let banner_line = wait_for_banner(vm, smtp)?;
     let banner = vm.started.elapsed();
     eprintln!(
@@ -165,7 +235,79 @@ fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
         ready.as_secs_f64(),
         banner.as_secs_f64()
     );
-    Ok(Readiness { ready, banner })
+    Ok(Readiness {
+        ready,
+        banner,
+        phases,
+    })
+}
+
+/// The boot's phases from the console: when the initramfs started (it prints the kernel's
+/// uptime then, which tells when the kernel started), when rcS started, and `postern: ready`.
+/// Times are from QEMU's start, as the lines arrived (the console is read as it comes).
+fn boot_phases(vm: &Vm, ready: Duration) -> String {
+    let text = vm.since(0);
+    let initramfs = text.find(INITRAMFS_MARK).map(|at| {
+        let arrived = vm.arrival(at + INITRAMFS_MARK.len());
+        let uptime = text[at + INITRAMFS_MARK.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok());
+        (arrived, uptime)
+    });
+    let rcs = text
+        .find(RCS_MARK)
+        .map(|at| vm.arrival(at + RCS_MARK.len()));
+    let (Some((initramfs, Some(uptime))), Some(rcs)) = (initramfs, rcs) else {
+        return "(the console did not say when the initramfs and rcS started)".to_owned();
+    };
+    let kernel = initramfs.as_secs_f64() - uptime;
+    format!(
+        "kernel entered at {kernel:.1} s (firmware, syslinux, loading it), initramfs at {:.1} s, \
+         rcS at {:.1} s, Postern {:.1} s after",
+        initramfs.as_secs_f64(),
+        rcs.as_secs_f64(),
+        (ready - rcs).as_secs_f64()
+    )
+}
+
+/// What the initramfs prints first, before the kernel's uptime in seconds.
+const INITRAMFS_MARK: &str = "postern-initramfs: started at uptime ";
+/// What rcS prints first.
+const RCS_MARK: &str = "postern: system start";
+
+/// A first boot without a provisioned password: the console shows the random one once Postern
+/// is ready, and SSH takes it; the boot's readiness and the password.
+fn unprovisioned_boot(
+    sh: &Shell,
+    vm: &Vm,
+    dir: &Path,
+    smtp: u16,
+    ssh: u16,
+) -> anyhow::Result<(Readiness, String)> {
+    const SHOWN: &str = "postern: first start: the admin password is ";
+    let ready = readiness(vm, smtp)?;
+    let at = vm.wait_for(SHOWN, 0, STEP_TIMEOUT)?;
+    vm.wait_for("\n", at, STEP_TIMEOUT)?;
+    let password = vm
+        .since(at)
+        .split_whitespace()
+        .next()
+        .context("the console showed no password")?
+        .to_owned();
+    if password.chars().count() < 8 {
+        bail!("the first start's password is short: {password:?}");
+    }
+    let file = dir.join("qemu-test-shown-password");
+    fs::write(&file, &password)?;
+    let login = Login {
+        password: password.clone(),
+        file,
+    };
+    let checked = ssh_checks(sh, vm, &login, ssh);
+    let _ = fs::remove_file(&login.file);
+    checked?;
+    Ok((ready, password))
 }
 
 /// `openssl s_client -starttls smtp` against the forwarded port: the protocol it negotiated, if
@@ -216,8 +358,10 @@ fn classic_ui_login(sh: &Shell, port: u16) -> anyhow::Result<String> {
 fn first_boot(
     sh: &Shell,
     vm: &mut Vm,
+    login: &Login,
     smtp: u16,
     gui: u16,
+    ssh: u16,
 ) -> anyhow::Result<(Readiness, Checked)> {
     let ready = readiness(vm, smtp)?;
 
@@ -231,9 +375,24 @@ fn first_boot(
     );
     let gui = classic_ui_login(sh, gui)?;
 
-    // The console login; getty drew its prompt at boot.
+    // The first start took the provisioned password, and said so without showing it.
+    vm.wait_for("admin password was provisioned", 0, STEP_TIMEOUT)?;
+    // The console login; getty drew its prompt at boot. A wrong password first.
     let at = vm.wait_for("login:", 0, STEP_TIMEOUT)?;
     vm.send("admin\n")?;
+    let at = vm.wait_for("Password:", at, STEP_TIMEOUT)?;
+    // login turns the echo off only after its prompt: typed at once, the line would be echoed.
+    std::thread::sleep(PROMPT_SETTLE);
+    vm.send("not-the-password\n")?;
+    let at = vm.wait_for("Login incorrect", at, STEP_TIMEOUT)?;
+    let at = vm.wait_for("login:", at, STEP_TIMEOUT)?;
+    if vm.since(at).contains("postern> ") {
+        bail!("the console login let a wrong password in");
+    }
+    vm.send("admin\n")?;
+    let at = vm.wait_for("Password:", at, STEP_TIMEOUT)?;
+    std::thread::sleep(PROMPT_SETTLE);
+    vm.send(&format!("{}\n", login.password))?;
     let at = vm.wait_for("postern> ", at, STEP_TIMEOUT)?;
     vm.send("status detail\n")?;
     let at = vm.wait_for("RAM Used / Total", at, STEP_TIMEOUT)?;
@@ -270,14 +429,136 @@ fn first_boot(
     };
     vm.send("quit\n")?;
     vm.wait_for("login:", at, STEP_TIMEOUT)?;
+
+    let (ssh_host_key, ssh_version) = ssh_checks(sh, vm, login, ssh)?;
+    if vm.since(0).contains(&login.password) {
+        bail!("the console showed the provisioned admin password");
+    }
     let checked = Checked {
         tls,
         tls_after,
         gui,
+        ssh_version,
+        ssh_host_key,
         postern_rss,
         qemu_rss: vm.rss(),
     };
     Ok((ready, checked))
+}
+
+/// The first admin password the test gives the guest (fw_cfg), and the file QEMU reads it from.
+struct Login {
+    password: String,
+    file: std::path::PathBuf,
+}
+
+impl Login {
+    /// A new random password in `dir/qemu-test-admin-password` (0600, no newline).
+    fn provision(dir: &Path) -> anyhow::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut random = [0u8; 12];
+        fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
+        let password: String = std::iter::once("qt-".to_owned())
+            .chain(random.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let file = dir.join("qemu-test-admin-password");
+        let _ = fs::remove_file(&file);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| f.write_all(password.as_bytes()))
+            .with_context(|| format!("writing {}", file.display()))?;
+        Ok(Self { password, file })
+    }
+}
+
+/// SSH on the forwarded port: once dropbear answers, a wrong password is refused and the
+/// provisioned one runs the CLI's `version`. The guest's ed25519 host key and the `Version:` line.
+fn ssh_checks(sh: &Shell, vm: &Vm, login: &Login, port: u16) -> anyhow::Result<(String, String)> {
+    let greeting = wait_for_ssh(vm, port)?;
+    eprintln!("xtask: SSH greets with {greeting}");
+    let port_text = port.to_string();
+    let scanned = cmd!(
+        sh,
+        "timeout 60 ssh-keyscan -p {port_text} -t ed25519 127.0.0.1"
+    )
+    .ignore_status()
+    .ignore_stderr()
+    .read()?;
+    let host_key = scanned
+        .lines()
+        .find_map(|l| {
+            l.split_once(" ssh-ed25519 ")
+                .map(|(_, key)| key.trim().to_owned())
+        })
+        .with_context(|| format!("ssh-keyscan found no ed25519 host key: {scanned}"))?;
+
+    let wrong = login.file.with_extension("wrong");
+    fs::write(&wrong, "not-the-password")?;
+    let refused = ssh(sh, port, &wrong, "version");
+    let _ = fs::remove_file(&wrong);
+    let (ok, said) = refused?;
+    if ok || !said.contains("Permission denied") {
+        bail!("ssh with a wrong password was not refused:\n{said}");
+    }
+    let (ok, said) = ssh(sh, port, &login.file, "version")?;
+    if !ok || !said.contains("Product: Postern Secure Email Gateway") {
+        bail!("`ssh admin@127.0.0.1 -p {port} version` did not run the CLI's version:\n{said}");
+    }
+    let version = field(&said, "Version:").context("`version` over SSH showed no Version:")?;
+    Ok((host_key, version))
+}
+
+/// `ssh -p PORT admin@127.0.0.1 COMMAND` with the password in `password` (through sshpass):
+/// whether it succeeded, and what it printed.
+fn ssh(sh: &Shell, port: u16, password: &Path, command: &str) -> anyhow::Result<(bool, String)> {
+    let port = port.to_string();
+    let output = cmd!(
+        sh,
+        "timeout 90 sshpass -f {password} ssh -p {port}
+            -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+            -o PubkeyAuthentication=no -o PreferredAuthentications=password
+            -o NumberOfPasswordPrompts=1 -o ConnectTimeout=30
+            admin@127.0.0.1 {command}"
+    )
+    .ignore_status()
+    .output()?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success(), said))
+}
+
+/// Connects to the forwarded SSH port until the guest greets with `SSH-2.0-`: dropbear starts
+/// once Postern is ready (and has made its host keys, on the first boot).
+fn wait_for_ssh(vm: &Vm, port: u16) -> anyhow::Result<String> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let attempt = || -> std::io::Result<String> {
+            let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line)?;
+            Ok(line.trim_end().to_owned())
+        };
+        if let Ok(line) = attempt()
+            && line.starts_with("SSH-2.0-")
+        {
+            return Ok(line);
+        }
+        if Instant::now() > deadline {
+            bail!("no SSH greeting on 127.0.0.1:{port} within {STEP_TIMEOUT:?}");
+        }
+        if vm.closed() {
+            bail!("QEMU ended while waiting for SSH");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// Connects to the forwarded SMTP port until the guest answers with `220`; the banner line.
@@ -330,17 +611,26 @@ struct Vm {
 struct SerialBuffer {
     /// What the console printed, and whether QEMU closed it.
     state: Mutex<(Vec<u8>, bool)>,
+    /// When each read of the console ended (its length then, time from QEMU's start).
+    arrivals: Mutex<Vec<(usize, Duration)>>,
     grew: Condvar,
 }
 
 impl Vm {
-    /// Starts QEMU on `disk`; what the console prints is appended to `log` too.
-    fn start(disk: &Path, forwards: &[Forward], mut log: fs::File) -> anyhow::Result<Self> {
+    /// Starts QEMU on `disk`, with the first admin password in `password` given through
+    /// fw_cfg; what the console prints is appended to `log` too.
+    fn start(
+        disk: &Path,
+        forwards: &[Forward],
+        password: Option<&Path>,
+        mut log: fs::File,
+    ) -> anyhow::Result<Self> {
         let boot = Boot {
             disk,
             snapshot: false,
             forwards,
             serial: Serial::Pipe,
+            admin_password: password,
         };
         let started = Instant::now();
         let mut child = boot
@@ -360,6 +650,11 @@ impl Vm {
                 let _ = log.write_all(&chunk[..n]);
                 let mut state = buffer.state.lock().unwrap_or_else(|e| e.into_inner());
                 state.0.extend_from_slice(&chunk[..n]);
+                buffer
+                    .arrivals
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((state.0.len(), started.elapsed()));
                 state.1 = n == 0;
                 buffer.grew.notify_all();
                 if n == 0 {
@@ -431,6 +726,19 @@ impl Vm {
         self.stdin.write_all(text.as_bytes())?;
         self.stdin.flush()?;
         Ok(())
+    }
+
+    /// When the console's byte `offset` arrived, from QEMU's start.
+    fn arrival(&self, offset: usize) -> Duration {
+        let arrivals = self
+            .serial
+            .arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        arrivals
+            .iter()
+            .find(|(end, _)| *end >= offset)
+            .map_or_else(|| self.started.elapsed(), |(_, at)| *at)
     }
 
     fn since(&self, from: usize) -> String {
