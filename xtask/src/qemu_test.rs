@@ -15,7 +15,8 @@
 //! 4. The console login `admin` refuses a wrong password and takes the one the test provisioned
 //!    through QEMU's fw_cfg (`opt/postern/admin-password`: the first start's admin password,
 //!    which the console never shows), and lands in the Postern CLI; its `status detail` gives
-//!    the guest's Postern memory. Then the seed's change on the console: `sslconfig inbound 1-3` and
+//!    the guest's Postern memory and shows smtpd and httpd running as the `postern` account
+//!    (they give up root once their ports are bound). Then the seed's change on the console: `sslconfig inbound 1-3` and
 //!    `commit`, after which STARTTLS negotiates TLS v1.3.
 //! 5. SSH on the forwarded port 22 (dropbear, started after readiness): `ssh admin@` with a
 //!    wrong password is refused; with the provisioned one, `ssh admin@... version` runs the
@@ -404,6 +405,18 @@ fn first_boot(
         .and_then(|l| l.split("Postern Memory (RSS)").nth(1))
         .map(|v| v.trim().to_owned())
         .context("`status detail` showed no Postern Memory (RSS)")?;
+    // The services gave up root once their ports were bound.
+    let shown = vm.since(0);
+    for service in ["smtpd", "httpd"] {
+        let line = shown
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with(service) && l.contains("Running (pid"))
+            .with_context(|| format!("`status detail` showed no running {service}"))?;
+        if !line.contains(") as postern ") {
+            bail!("{service} does not run as the postern account: {line}");
+        }
+    }
     // The seed's change, on the console: TLS v1.3 for inbound SMTP, committed.
     vm.send("sslconfig inbound 1-3\n")?;
     let at = vm.wait_for(

@@ -10,6 +10,7 @@
 //!   the pending changes started from, the pending configuration, the command loop.
 //! - [`commands`]: the command table (`help` reads it) and one module per group of commands.
 
+pub mod accounts;
 pub mod commands;
 pub mod console;
 pub mod session;

@@ -87,33 +87,34 @@ struct StartArgs {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = match args.command {
-        Command::Run {
-            start,
-            smtp,
-            gui,
-            ngui,
-        } => {
-            let listeners = FactoryListeners {
+    let result =
+        match args.command {
+            Command::Run {
+                start,
                 smtp,
-                classic_ui: gui,
+                gui,
                 ngui,
-            };
-            supervise(start, listeners, true)
-        }
-        Command::Supervisor { start } => supervise(start, FactoryListeners::APPLIANCE, false),
-        Command::Smtpd { data } => {
-            service(|stop| async move { postern_smtp::service::run(&data, stop).await })
-        }
-        Command::Httpd { data } => {
-            service(|stop| async move { postern_web::service::run(&data, stop).await })
-        }
-        Command::Cli {
-            data,
-            command,
-            user,
-        } => cli(&data, &user, command.as_deref()),
-    };
+            } => {
+                let listeners = FactoryListeners {
+                    smtp,
+                    classic_ui: gui,
+                    ngui,
+                };
+                supervise(start, listeners, true)
+            }
+            Command::Supervisor { start } => supervise(start, FactoryListeners::APPLIANCE, false),
+            Command::Smtpd { data } => service(|stop| async move {
+                postern_smtp::service::run(&data, stop, drop_privileges).await
+            }),
+            Command::Httpd { data } => service(|stop| async move {
+                postern_web::service::run(&data, stop, drop_privileges).await
+            }),
+            Command::Cli {
+                data,
+                command,
+                user,
+            } => cli(&data, &user, command.as_deref()),
+        };
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -203,6 +204,7 @@ fn supervise(
     fs::create_dir_all(&start.data)
         .with_context(|| format!("creating the data directory {}", start.data.display()))?;
     let data = start.data.canonicalize()?;
+    prepare_service_dirs(&data)?;
     let options = SupervisorOptions {
         data: data.clone(),
         factory: Box::new(move || factory.build()),
@@ -234,6 +236,64 @@ fn supervise(
         supervisor.shutdown().await;
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The unprivileged account the services run as once their ports are bound. The image has it;
+/// where it does not exist (a development host) or Postern does not run as root, nothing
+/// changes.
+const SERVICE_USER: &str = "postern";
+
+/// The service account (user and group), when Postern runs as root and the account exists.
+fn service_user() -> Option<(nix::unistd::Uid, nix::unistd::Gid)> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return None;
+    }
+    postern_cli::accounts::by_name(SERVICE_USER).map(|a| {
+        (
+            nix::unistd::Uid::from_raw(a.uid),
+            nix::unistd::Gid::from_raw(a.gid),
+        )
+    })
+}
+
+/// What the services write as their own user: the queue, their logs, the web sessions. Given to
+/// the service account (with everything in them) before any service starts.
+fn prepare_service_dirs(data: &Path) -> anyhow::Result<()> {
+    let Some((uid, gid)) = service_user() else {
+        return Ok(());
+    };
+    for dir in ["queue", "logs/mail_logs", "logs/gui_logs", "web"] {
+        let dir = data.join(dir);
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        chown_tree(&dir, uid, gid)
+            .with_context(|| format!("giving {} to {SERVICE_USER}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn chown_tree(path: &Path, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> std::io::Result<()> {
+    nix::unistd::chown(path, Some(uid), Some(gid)).map_err(std::io::Error::from)?;
+    if fs::symlink_metadata(path)?.is_dir() {
+        for entry in fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Called by a service once its ports are bound: becomes the service account (groups, group,
+/// then user, for every thread), when there is one.
+fn drop_privileges() -> std::io::Result<()> {
+    let Some((uid, gid)) = service_user() else {
+        return Ok(());
+    };
+    nix::unistd::setgroups(&[gid]).map_err(std::io::Error::from)?;
+    nix::unistd::setgid(gid).map_err(std::io::Error::from)?;
+    nix::unistd::setuid(uid).map_err(std::io::Error::from)?;
+    if nix::unistd::setuid(nix::unistd::Uid::from_raw(0)).is_ok() {
+        return Err(std::io::Error::other("root privileges could be taken back"));
+    }
+    Ok(())
 }
 
 /// The services the supervisor runs: this same binary with a service subcommand.

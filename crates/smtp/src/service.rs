@@ -38,6 +38,8 @@ pub enum ServiceError {
     Certificate(#[from] postern_tls::CertificateError),
     #[error("cannot open mail_logs: {0}")]
     Log(std::io::Error),
+    #[error("cannot give up root privileges after binding the listeners: {0}")]
+    Privileges(std::io::Error),
     #[error("cannot listen on {address} for {listener}: {source}")]
     Bind {
         listener: String,
@@ -48,7 +50,12 @@ pub enum ServiceError {
 }
 
 /// Runs the service until `stop` resolves (SIGTERM) or the supervisor goes away.
-pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), ServiceError> {
+/// `drop_privileges` is called once the listeners are bound, before anything is served.
+pub async fn run(
+    data: &Path,
+    stop: impl Future<Output = ()>,
+    drop_privileges: impl FnOnce() -> std::io::Result<()>,
+) -> Result<(), ServiceError> {
     let socket = postern_control::socket_path(data);
     let mut control = Client::connect(&socket, SERVICE).await?;
     let mut configs = Client::connect(&socket, SERVICE).await?.subscribe().await?;
@@ -65,21 +72,28 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
     let certs = Certificates::load(&data.join("certs"), &config)?;
     let roots = system_roots(&mail_log);
 
-    let (shutdown, _) = watch::channel(false);
-    let mut listeners = JoinSet::new();
-    let mut policies = BTreeMap::new();
+    let mut bound = Vec::new();
     for (name, policy) in certs.policies(&config, &mail_log) {
         let address = policy.settings.address;
-        let bound = TcpListener::bind(address)
+        let listener = TcpListener::bind(address)
             .await
             .map_err(|source| ServiceError::Bind {
                 listener: name.to_string(),
                 address,
                 source,
             })?;
+        bound.push((name, policy, listener));
+    }
+    // The ports are bound and the files opened: nothing served from here on needs root.
+    drop_privileges().map_err(ServiceError::Privileges)?;
+
+    let (shutdown, _) = watch::channel(false);
+    let mut listeners = JoinSet::new();
+    let mut policies = BTreeMap::new();
+    for (name, policy, listener) in bound {
         let (tx, rx) = watch::channel(Arc::new(policy));
         listeners.spawn(
-            InboundListener::new(bound, rx, inbound.clone()).serve(shutdown.subscribe(), DRAIN),
+            InboundListener::new(listener, rx, inbound.clone()).serve(shutdown.subscribe(), DRAIN),
         );
         policies.insert(name, tx);
     }

@@ -40,8 +40,10 @@ pub enum ServiceError {
     Certificate(#[from] postern_tls::CertificateError),
     #[error("GUI HTTPS TLS cannot be used: {0}")]
     Tls(#[from] postern_tls::TlsError),
-    #[error("cannot open gui_logs: {0}")]
+    #[error("cannot open gui_logs or the sessions directory: {0}")]
     Log(std::io::Error),
+    #[error("cannot give up root privileges after binding the ports: {0}")]
+    Privileges(std::io::Error),
     #[error("cannot listen on {address} for the {ui}: {source}")]
     Bind {
         ui: &'static str,
@@ -52,7 +54,12 @@ pub enum ServiceError {
 }
 
 /// Runs the service until `stop` resolves (SIGTERM) or the supervisor goes away.
-pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), ServiceError> {
+/// `drop_privileges` is called once the ports are bound, before anything is served.
+pub async fn run(
+    data: &Path,
+    stop: impl Future<Output = ()>,
+    drop_privileges: impl FnOnce() -> std::io::Result<()>,
+) -> Result<(), ServiceError> {
     let socket = postern_control::socket_path(data);
     let mut control = Client::connect(&socket, SERVICE).await?;
     let mut configs = Client::connect(&socket, SERVICE).await?.subscribe().await?;
@@ -70,11 +77,18 @@ pub async fn run(data: &Path, stop: impl Future<Output = ()>) -> Result<(), Serv
 
     let classic = bind("Classic UI", config.listeners.classic_ui).await?;
     let ngui = bind("NGUI", config.listeners.ngui).await?;
+    // Where sessions are kept over a restart: written by this service once it runs as its
+    // own user, so a directory of its own.
+    let sessions_dir = data.join("web");
+    std::fs::create_dir_all(&sessions_dir).map_err(ServiceError::Log)?;
+    // Every connection to the control socket (root's) is made before root is given up.
+    let requests = Client::connect(&socket, SERVICE).await?;
+    drop_privileges().map_err(ServiceError::Privileges)?;
 
-    let sessions_file = data.join("run").join("httpd-sessions");
+    let sessions_file = sessions_dir.join("sessions");
     let (committed_tx, committed) = watch::channel(Arc::new(first));
     let state: Shared = Arc::new(AppState {
-        control: Mutex::new(Client::connect(&socket, SERVICE).await?),
+        control: Mutex::new(requests),
         committed,
         sessions: Sessions::restore(&sessions_file),
         logins: LoginGate::default(),

@@ -79,7 +79,8 @@ fn write_status(out: &mut dyn Write, s: &Status, detail: bool) -> std::io::Resul
         let state = match svc.state {
             ServiceState::Starting { pid } => format!("Starting (pid {pid})"),
             ServiceState::Running { pid, since } => format!(
-                "Running (pid {pid}) for {}",
+                "Running (pid {pid}){} for {}",
+                process_user(pid).map_or(String::new(), |u| format!(" as {u}")),
                 duration(s.now.saturating_sub(since))
             ),
             ServiceState::Backoff { restart_in_ms } => {
@@ -153,4 +154,18 @@ fn duration(secs: i64) -> String {
         0 => format!("{h}h {m}m {s}s"),
         _ => format!("{d}d {h}h {m}m {s}s"),
     }
+}
+
+/// The account a process of this machine runs as (its effective user), from `/proc`: the
+/// services give up root once their ports are bound.
+fn process_user(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let effective: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(crate::accounts::name_of(effective).unwrap_or_else(|| effective.to_string()))
 }
