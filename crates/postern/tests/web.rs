@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, StatusCode, redirect};
+use reqwest::{Client, Method, StatusCode, redirect};
 use serde_json::{Value, json};
 
 mod common;
@@ -47,6 +47,24 @@ async fn token(http: &Client, gateway: &Gateway) -> String {
     assert_eq!(answer.status(), StatusCode::OK);
     let body: Value = answer.json().await.expect("JSON");
     body["token"].as_str().expect("a token").to_owned()
+}
+
+/// An API request with the bearer `token` and, when given, a JSON body.
+async fn call(
+    http: &Client,
+    method: Method,
+    url: impl reqwest::IntoUrl,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = http.request(method.clone(), url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
 }
 
 /// The text of the page at `url`.
@@ -152,8 +170,7 @@ async fn nothing_but_login_and_assets_answers_without_a_session() {
     for (path, operations) in paths {
         let methods = operations.as_object().expect("operations").keys();
         for method in methods.filter(|m| *m != "parameters") {
-            let method =
-                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
             let public = path.ends_with("/login") || path.ends_with("/openapi.json");
             let anonymous = http
                 .request(method.clone(), api(&gateway, path))
@@ -192,12 +209,14 @@ async fn nothing_but_login_and_assets_answers_without_a_session() {
             );
         }
     }
-    let unknown = http
-        .get(api(&gateway, "/api/v1/no-such-thing"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("GET");
+    let unknown = call(
+        &http,
+        Method::GET,
+        api(&gateway, "/api/v1/no-such-thing"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let body: Value = unknown.json().await.expect("a JSON error");
     assert!(body["error"].is_string());
@@ -224,13 +243,14 @@ async fn the_api_stages_refuses_a_gap_and_commits() {
     );
 
     // A selection with a gap is refused with the reason, and nothing is staged.
-    let gap = http
-        .put(&ssl)
-        .bearer_auth(&token)
-        .json(&json!({ "inbound_smtp": { "protocols": ["tlsv1_3", "tlsv1_1"] } }))
-        .send()
-        .await
-        .expect("PUT");
+    let gap = call(
+        &http,
+        Method::PUT,
+        &ssl,
+        &token,
+        Some(json!({ "inbound_smtp": { "protocols": ["tlsv1_3", "tlsv1_1"] } })),
+    )
+    .await;
     assert_eq!(gap.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = gap.json().await.expect("JSON");
     assert!(
@@ -274,22 +294,25 @@ async fn the_api_stages_refuses_a_gap_and_commits() {
         .await
         .expect("PUT");
     assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let nothing = http
-        .post(api(&gateway, "/api/v1/commit"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("POST");
+    let nothing = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/commit"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(nothing.status(), StatusCode::CONFLICT);
 
     // Staged: the session sees it, the appliance does not yet.
-    let staged = http
-        .put(&ssl)
-        .bearer_auth(&token)
-        .json(&json!({ "inbound_smtp": { "protocols": ["tlsv1_3", "tlsv1_2", "tlsv1_1"] } }))
-        .send()
-        .await
-        .expect("PUT");
+    let staged = call(
+        &http,
+        Method::PUT,
+        &ssl,
+        &token,
+        Some(json!({ "inbound_smtp": { "protocols": ["tlsv1_3", "tlsv1_2", "tlsv1_1"] } })),
+    )
+    .await;
     assert_eq!(staged.status(), StatusCode::OK);
     let staged: Value = staged.json().await.expect("JSON");
     assert_eq!(staged["pending"], true);
@@ -305,13 +328,14 @@ async fn the_api_stages_refuses_a_gap_and_commits() {
         "{print:?}"
     );
 
-    let committed = http
-        .post(api(&gateway, "/api/v1/commit"))
-        .bearer_auth(&token)
-        .json(&json!({ "comment": "TLS 1.3 inbound over the API" }))
-        .send()
-        .await
-        .expect("POST");
+    let committed = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/commit"),
+        &token,
+        Some(json!({ "comment": "TLS 1.3 inbound over the API" })),
+    )
+    .await;
     assert_eq!(committed.status(), StatusCode::OK);
     let committed: Value = committed.json().await.expect("JSON");
     assert!(committed["generation"].as_u64().expect("generation") >= 2);
@@ -329,40 +353,41 @@ async fn the_api_stages_refuses_a_gap_and_commits() {
     );
 
     // Clear drops what is staged; logout ends the token.
-    http.put(&ssl)
-        .bearer_auth(&token)
-        .json(&json!({ "outbound_smtp": { "protocols": ["tlsv1_2"] } }))
-        .send()
-        .await
-        .expect("PUT");
-    let cleared: Value = http
-        .post(api(&gateway, "/api/v1/clear"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON");
+    call(
+        &http,
+        Method::PUT,
+        &ssl,
+        &token,
+        Some(json!({ "outbound_smtp": { "protocols": ["tlsv1_2"] } })),
+    )
+    .await;
+    let cleared: Value = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/clear"),
+        &token,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .expect("JSON");
     assert_eq!(cleared["pending"], false);
     let after: Value = get_json(&http, &ssl, &token).await;
     assert_eq!(
         after["settings"]["outbound_smtp"]["method"],
         "tlsv1_1tlsv1_2"
     );
-    let out = http
-        .post(api(&gateway, "/api/v1/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("POST");
+    let out = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/logout"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
-    let gone = http
-        .get(&ssl)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("GET");
+    let gone = call(&http, Method::GET, &ssl, &token, None).await;
     assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
 
     let log = std::fs::read_to_string(data.join("logs/gui_logs/gui.current")).expect("gui_logs");
@@ -717,12 +742,14 @@ async fn mail_flow_settings_over_the_api_and_the_classic_ui() {
     .await
     .expect("PUT");
     assert_eq!(rat.status(), StatusCode::OK);
-    let all = http
-        .delete(api(&gateway, "/api/v1/destinations/ALL"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("DELETE");
+    let all = call(
+        &http,
+        Method::DELETE,
+        api(&gateway, "/api/v1/destinations/ALL"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(all.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let certificates = get_json(&http, &api(&gateway, "/api/v1/certificates"), &token).await;
     assert!(
@@ -731,13 +758,14 @@ async fn mail_flow_settings_over_the_api_and_the_classic_ui() {
             .contains("GUI HTTPS"),
         "{certificates}"
     );
-    let committed = http
-        .post(api(&gateway, "/api/v1/commit"))
-        .bearer_auth(&token)
-        .json(&json!({ "comment": "mail flow over the API" }))
-        .send()
-        .await
-        .expect("POST");
+    let committed = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/commit"),
+        &token,
+        Some(json!({ "comment": "mail flow over the API" })),
+    )
+    .await;
     assert_eq!(committed.status(), StatusCode::OK);
     let routes = cli_c(data, "smtproutes print");
     assert!(routes.stdout.contains("127.0.0.1:2526"), "{routes:?}");
@@ -807,23 +835,23 @@ async fn tracking_and_the_tls_report_read_what_went_through() {
     let gateway = Gateway::start(data, &[]);
     let http = client();
     let token = token(&http, &gateway).await;
-    let rat = http
-        .put(api(
-            &gateway,
-            "/api/v1/listeners/IncomingMail/rat/example.test",
-        ))
-        .bearer_auth(&token)
-        .json(&json!({ "action": "accept" }))
-        .send()
-        .await
-        .expect("PUT");
+    let rat = call(
+        &http,
+        Method::PUT,
+        api(&gateway, "/api/v1/listeners/IncomingMail/rat/example.test"),
+        &token,
+        Some(json!({ "action": "accept" })),
+    )
+    .await;
     assert_eq!(rat.status(), StatusCode::OK);
-    let commit = http
-        .post(api(&gateway, "/api/v1/commit"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("POST");
+    let commit = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/commit"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(commit.status(), StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !send_mail(gateway.smtp, "alice@sender.example", "bob@example.test") {
@@ -857,15 +885,14 @@ async fn tracking_and_the_tls_report_read_what_went_through() {
     )
     .await;
     assert_eq!(none["messages"].as_array().map(Vec::len), Some(0));
-    let bad = http
-        .get(format!(
-            "{}?since=yesterday",
-            api(&gateway, "/api/v1/tracking")
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("GET");
+    let bad = call(
+        &http,
+        Method::GET,
+        format!("{}?since=yesterday", api(&gateway, "/api/v1/tracking")),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     let report = get_json(&http, &api(&gateway, "/api/v1/reports/tls"), &token).await;
@@ -909,27 +936,31 @@ async fn a_commit_awaiting_confirmation_shows_a_banner_until_confirmed() {
     let gateway = Gateway::start(data, &[]);
     let http = client();
     let token = token(&http, &gateway).await;
-    http.put(api(&gateway, "/api/v1/config/ssl"))
-        .bearer_auth(&token)
-        .json(&json!({ "outbound_smtp": { "protocols": ["tlsv1_2", "tlsv1_3"] } }))
-        .send()
-        .await
-        .expect("PUT");
-    let too_long = http
-        .post(api(&gateway, "/api/v1/commit"))
-        .bearer_auth(&token)
-        .json(&json!({ "comment": "x", "confirm_within_minutes": 5000 }))
-        .send()
-        .await
-        .expect("POST");
+    call(
+        &http,
+        Method::PUT,
+        api(&gateway, "/api/v1/config/ssl"),
+        &token,
+        Some(json!({ "outbound_smtp": { "protocols": ["tlsv1_2", "tlsv1_3"] } })),
+    )
+    .await;
+    let too_long = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/commit"),
+        &token,
+        Some(json!({ "comment": "x", "confirm_within_minutes": 5000 })),
+    )
+    .await;
     assert_eq!(too_long.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let committed = http
-        .post(api(&gateway, "/api/v1/commit"))
-        .bearer_auth(&token)
-        .json(&json!({ "comment": "outbound 1.2-1.3, on probation", "confirm_within_minutes": 10 }))
-        .send()
-        .await
-        .expect("POST");
+    let committed = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/commit"),
+        &token,
+        Some(json!({ "comment": "outbound 1.2-1.3, on probation", "confirm_within_minutes": 10 })),
+    )
+    .await;
     assert_eq!(committed.status(), StatusCode::OK);
     let committed: Value = committed.json().await.expect("JSON");
     assert!(committed["confirm_by"].as_i64().is_some(), "{committed}");
@@ -958,12 +989,14 @@ async fn a_commit_awaiting_confirmation_shows_a_banner_until_confirmed() {
     assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
     let page = page_text(&http, classic(&gateway, "/system/ssl")).await;
     assert!(!page.contains("id=\"awaiting-confirmation\""), "{page}");
-    let again = http
-        .post(api(&gateway, "/api/v1/confirm"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("POST");
+    let again = call(
+        &http,
+        Method::POST,
+        api(&gateway, "/api/v1/confirm"),
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     let print = cli_c(data, "sslconfig print");
     assert!(

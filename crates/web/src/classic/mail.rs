@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use postern_config::{Config, DestinationTls, ListenerTls};
 
-use super::Browser;
+use super::{Browser, Posted};
 use crate::html::{escape, page};
 use crate::mail::{self, DestinationChange};
 use crate::state::{Refusal, Shared};
@@ -91,15 +91,11 @@ fn render(
 fn submit(
     state: &Shared,
     browser: &Browser,
-    fields: &Fields,
     path: &str,
     what: &str,
     change: impl FnOnce(&mut Config) -> Result<(), Refusal>,
     redraw: fn(&Browser, &Config, Option<&Refusal>) -> Response,
 ) -> Response {
-    if let Some(refused) = browser.csrf_refusal(fields) {
-        return refused;
-    }
     match state.stage(&browser.0.id, change) {
         Ok(()) => {
             state.log.info(&format!(
@@ -155,8 +151,7 @@ pub(super) async fn routes(State(state): State<Shared>, browser: Browser) -> Res
 
 pub(super) async fn routes_post(
     State(state): State<Shared>,
-    browser: Browser,
-    axum::Form(fields): axum::Form<Fields>,
+    Posted { browser, fields }: Posted,
 ) -> Response {
     let domain = field(&fields, "domain").to_owned();
     let hosts = vec![field(&fields, "hosts").to_owned()];
@@ -164,7 +159,6 @@ pub(super) async fn routes_post(
     submit(
         &state,
         &browser,
-        &fields,
         "/mail/routes",
         "SMTP routes",
         |c| {
@@ -227,8 +221,7 @@ pub(super) async fn destinations(State(state): State<Shared>, browser: Browser) 
 
 pub(super) async fn destinations_post(
     State(state): State<Shared>,
-    browser: Browser,
-    axum::Form(fields): axum::Form<Fields>,
+    Posted { browser, fields }: Posted,
 ) -> Response {
     let domain = field(&fields, "domain").to_owned();
     let delete = field(&fields, "action") == "delete";
@@ -240,7 +233,6 @@ pub(super) async fn destinations_post(
     submit(
         &state,
         &browser,
-        &fields,
         "/mail/destinations",
         "destination controls",
         |c| {
@@ -322,8 +314,7 @@ pub(super) async fn listeners(State(state): State<Shared>, browser: Browser) -> 
 
 pub(super) async fn listeners_post(
     State(state): State<Shared>,
-    browser: Browser,
-    axum::Form(fields): axum::Form<Fields>,
+    Posted { browser, fields }: Posted,
 ) -> Response {
     let listener = field(&fields, "listener").to_owned();
     let domain = field(&fields, "domain").to_owned();
@@ -333,7 +324,6 @@ pub(super) async fn listeners_post(
     submit(
         &state,
         &browser,
-        &fields,
         "/mail/listeners",
         "a listener",
         |c| match action.as_str() {

@@ -95,6 +95,34 @@ impl Browser {
     }
 }
 
+/// A form posted by a logged-in browser with this session's CSRF token: every handler that
+/// changes something takes this, so none can forget the check.
+#[derive(Debug)]
+pub(crate) struct Posted {
+    pub(crate) browser: Browser,
+    pub(crate) fields: Vec<(String, String)>,
+}
+
+impl axum::extract::FromRequest<Shared> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &Shared,
+    ) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let browser = Browser::from_request_parts(&mut parts, state).await?;
+        let request = axum::extract::Request::from_parts(parts, body);
+        let axum::Form(fields) = axum::Form::<Vec<(String, String)>>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if let Some(refused) = browser.csrf_refusal(&fields) {
+            return Err(refused);
+        }
+        Ok(Self { browser, fields })
+    }
+}
+
 /// The session id in the request's `Cookie` header.
 fn cookie(headers: &HeaderMap) -> Option<SessionId> {
     headers
@@ -183,14 +211,7 @@ async fn login(
     }
 }
 
-async fn logout(
-    State(state): State<Shared>,
-    browser: Browser,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    if let Some(refused) = browser.csrf_refusal(&fields) {
-        return refused;
-    }
+async fn logout(State(state): State<Shared>, Posted { browser, .. }: Posted) -> Response {
     state.sessions.remove(&browser.0.id);
     state
         .log
@@ -332,14 +353,7 @@ async fn commit_page(State(state): State<Shared>, browser: Browser) -> Response 
     .into_response()
 }
 
-async fn commit(
-    State(state): State<Shared>,
-    browser: Browser,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    if let Some(refused) = browser.csrf_refusal(&fields) {
-        return refused;
-    }
+async fn commit(State(state): State<Shared>, Posted { browser, fields }: Posted) -> Response {
     let value = |name: &str| {
         fields
             .iter()
@@ -395,14 +409,7 @@ async fn commit(
         .into_response()
 }
 
-async fn confirm(
-    State(state): State<Shared>,
-    browser: Browser,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    if let Some(refused) = browser.csrf_refusal(&fields) {
-        return refused;
-    }
+async fn confirm(State(state): State<Shared>, Posted { browser, .. }: Posted) -> Response {
     match state.confirm(&browser.0.user).await {
         Ok(Some(generation)) => {
             Redirect::to(&format!("/system/ssl?confirmed={generation}")).into_response()
@@ -422,14 +429,7 @@ async fn confirm(
     }
 }
 
-async fn clear(
-    State(state): State<Shared>,
-    browser: Browser,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    if let Some(refused) = browser.csrf_refusal(&fields) {
-        return refused;
-    }
+async fn clear(State(state): State<Shared>, Posted { browser, .. }: Posted) -> Response {
     state.sessions.set_pending(&browser.0.id, None);
     Redirect::to("/system/ssl").into_response()
 }

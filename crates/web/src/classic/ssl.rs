@@ -12,7 +12,7 @@ use postern_config::{CipherString, Config, TlsService, TlsVersion};
 use postern_tls::ciphers::evaluate;
 use serde::Deserialize;
 
-use super::{Browser, NoticeQuery};
+use super::{Browser, NoticeQuery, Posted};
 use crate::html::{escape, page};
 use crate::ssl::{SERVICES, SslChange, box_suffix, keyword};
 use crate::state::Shared;
@@ -159,12 +159,8 @@ fn form_page(
 
 pub(super) async fn submit(
     State(state): State<Shared>,
-    browser: Browser,
-    axum::Form(fields): axum::Form<Vec<(String, String)>>,
+    Posted { browser, fields }: Posted,
 ) -> Response {
-    if let Some(refused) = browser.csrf_refusal(&fields) {
-        return refused;
-    }
     let change = SslChange::from_form(&fields);
     match state.stage(&browser.0.id, |config| change.apply(config)) {
         Ok(()) => {
