@@ -198,8 +198,16 @@ pub(crate) fn wait_mail_log(data: &Path, wanted: impl Fn(&str) -> bool) -> Strin
 
 /// A loopback port nothing listens on right now.
 pub(crate) fn free_port() -> u16 {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe");
-    probe.local_addr().expect("probe address").port()
+    free_ports::<1>()[0]
+}
+
+/// `N` different loopback ports nothing listens on right now: the probes are held until all
+/// are chosen, or the kernel could hand the same port out twice.
+pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
+    let probes: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("binding a probe"))
+        .collect();
+    std::array::from_fn(|i| probes[i].local_addr().expect("probe address").port())
 }
 
 /// A running `postern run`; killed (SIGKILL) when dropped.
@@ -219,7 +227,7 @@ impl Gateway {
     /// `postern: ready`.
     pub(crate) fn start(data: &Path, extra: &[&str]) -> Self {
         // Tests run in parallel: each gateway gets its own SMTP port (used on first start).
-        let (smtp, gui, ngui) = (free_port(), free_port(), free_port());
+        let [smtp, gui, ngui] = free_ports::<3>();
         let mut child = postern(&["run"], data)
             .args(["--hostname", HOSTNAME])
             .args(["--smtp", &format!("127.0.0.1:{smtp}")])
