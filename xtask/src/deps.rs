@@ -12,6 +12,9 @@ pub(crate) const BUILD_PACKAGES: &[&str] = &["cmake", "clang", "libclang-dev"];
 /// - openssl: the `openssl s_client`/`s_server`/`ciphers` peers of the TLS tests;
 /// - util-linux: `mount`, for the full-disk tests on a small tmpfs;
 /// - curl: the web tests' TLS v1.2-limited client (`--tls-max 1.2`);
+/// - swaks, postfix: the third-party peers of `tests/peers.rs` (swaks submits over STARTTLS,
+///   Postfix's `smtp-sink` receives; Postfix is installed with "No configuration", see
+///   [`PRESEED`]);
 /// - chromium, chromium-driver: the real browser of the web UI tests (`crates/postern/tests/
 ///   browser.rs`), headless Chromium driven through WebDriver; the tests fail without them;
 /// - fonts-liberation: a font for the pages those tests screenshot (only recommended by chromium,
@@ -23,6 +26,8 @@ pub(crate) const CI_PACKAGES: &[&str] = &[
     "openssl",
     "util-linux",
     "curl",
+    "swaks",
+    "postfix",
     "chromium",
     "chromium-driver",
     "fonts-liberation",
