@@ -290,6 +290,8 @@ pub enum Event {
     Config(Box<Generation>),
     /// `delivernow`: retry the waiting recipients of this domain (all when `None`) now.
     DeliverNow(Option<String>),
+    /// The outstanding `commit confirmed` changed (made, confirmed, or rolled back).
+    Confirmation(Option<Confirmation>),
 }
 
 impl Subscription {
@@ -298,6 +300,7 @@ impl Subscription {
         match read_frame(&mut self.stream).await? {
             Some(Response::Config(g)) => Ok(Event::Config(g)),
             Some(Response::DeliverNow { domain }) => Ok(Event::DeliverNow(domain)),
+            Some(Response::Confirmation(c)) => Ok(Event::Confirmation(c)),
             Some(other) => Err(unexpected(&other)),
             None => Err(ClientError::Closed),
         }

@@ -92,6 +92,9 @@ pub enum Response {
     DeliverNow {
         domain: Option<String>,
     },
+    /// Pushed on a subscription when the outstanding `commit confirmed` changes (after the
+    /// first configuration, when there is one).
+    Confirmation(Option<Confirmation>),
     /// The outstanding `commit confirmed` of this generation is confirmed.
     Confirmed {
         generation: u64,

@@ -18,7 +18,7 @@ pub mod tracking;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -110,6 +110,32 @@ impl Subscription {
         }
         Ok(files)
     }
+}
+
+/// Calls `each` with every line of the files, oldest first. Bytes that are not UTF-8 are shown
+/// replaced rather than stopping the search.
+pub fn for_each_line(
+    files: &[PathBuf],
+    mut each: impl FnMut(&str) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = Vec::new();
+    for path in files {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut reader = BufReader::new(file);
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            let line = String::from_utf8_lossy(&buf);
+            each(line.trim_end_matches(['\n', '\r']))?;
+        }
+    }
+    Ok(())
 }
 
 /// The level word of a line.

@@ -131,6 +131,7 @@ pub async fn run(
                         ));
                         continue;
                     }
+                    Ok(Event::Confirmation(_)) => continue,
                     // The supervisor closed the subscription: it is stopping (and sends SIGTERM
                     // to this service at the same time) or gone. Stop serving either way rather
                     // than serve a stale policy; only a broken connection is an error.

@@ -198,25 +198,38 @@ async fn push_configurations(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut configs = owner.subscribe();
+    let mut confirmations = owner.confirmations();
     let mut deliveries = owner.deliver_now_requests();
-    let mut next = Response::Config(Box::new((*configs.borrow_and_update().clone()).clone()));
+    let config = |g: &Arc<postern_config::Generation>| Response::Config(Box::new((**g).clone()));
+    let mut outbox = vec![config(&configs.borrow_and_update())];
+    if let Some(c) = confirmations.borrow_and_update().clone() {
+        outbox.push(Response::Confirmation(Some(c)));
+    }
     let (mut reader, mut writer) = stream.split();
     loop {
-        if write_frame(&mut writer, &next).await.is_err() {
-            return;
+        for response in outbox.drain(..) {
+            if write_frame(&mut writer, &response).await.is_err() {
+                return;
+            }
         }
         tokio::select! {
             changed = configs.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                next = Response::Config(Box::new((*configs.borrow_and_update().clone()).clone()));
+                outbox.push(config(&configs.borrow_and_update()));
+            }
+            changed = confirmations.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                outbox.push(Response::Confirmation(confirmations.borrow_and_update().clone()));
             }
             request = deliveries.recv() => match request {
-                Ok(domain) => next = Response::DeliverNow { domain },
+                Ok(domain) => outbox.push(Response::DeliverNow { domain }),
                 // Missed requests: the newest ones say the same thing; deliver everything.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    next = Response::DeliverNow { domain: None };
+                    outbox.push(Response::DeliverNow { domain: None });
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },

@@ -80,19 +80,15 @@ fn time(text: &str) -> Result<NaiveDateTime, Refusal> {
         })
 }
 
-/// Every mail_logs line, oldest first; a file that cannot be read is skipped.
+/// Every mail_logs line, oldest first (a log that cannot be read shows as empty).
 fn mail_log_lines(data: &Path) -> Vec<String> {
     let files = Subscription::MailLogs.files(data).unwrap_or_default();
-    files
-        .iter()
-        .filter_map(|f| std::fs::read(f).ok())
-        .flat_map(|bytes| {
-            String::from_utf8_lossy(&bytes)
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let mut lines = Vec::new();
+    let _ = postern_logs::for_each_line(&files, |line| {
+        lines.push(line.to_owned());
+        Ok(())
+    });
+    lines
 }
 
 pub(crate) async fn track(data: &Path, search: Search) -> Vec<TrackedMessage> {

@@ -11,7 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Html;
 use axum::routing::get;
 use postern_config::{Config, TlsService};
-use postern_control::{Client, ClientError};
+use postern_control::{Client, ClientError, Event};
 use postern_logs::{SharedLog, Subscription};
 use postern_tls::{Identity, KeyKind, TlsAcceptor, identities_for};
 use tokio::net::TcpListener;
@@ -23,9 +23,6 @@ use crate::state::{AppState, Shared};
 
 /// The service's name on the control socket and in `status`.
 pub const SERVICE: &str = "httpd";
-
-/// How often the outstanding `commit confirmed` is asked for.
-const CONFIRMATION_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The largest request body accepted (forms, JSON); more is answered 413.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -115,19 +112,17 @@ pub async fn run(
     control.ready(SERVICE).await?;
 
     tokio::pin!(stop);
-    // The outstanding `commit confirmed` (made or confirmed anywhere) for the pages' banner.
-    let mut poll = tokio::time::interval(CONFIRMATION_POLL);
     let result = loop {
         tokio::select! {
             () = &mut stop => break Ok(()),
-            _ = poll.tick() => match control.status().await {
-                Ok(status) => state.set_confirmation(status.confirmation),
-                Err(e) => break Err(e.into()),
-            },
-            next = configs.next() => match next {
-                Ok(generation) => {
-                    committed_tx.send_replace(Arc::new(generation));
+            next = configs.next_event() => match next {
+                Ok(Event::Config(generation)) => {
+                    committed_tx.send_replace(Arc::new(*generation));
                 }
+                // The outstanding `commit confirmed`, made or confirmed anywhere, for the
+                // pages' banner.
+                Ok(Event::Confirmation(confirmation)) => state.set_confirmation(confirmation),
+                Ok(Event::DeliverNow(_)) => {}
                 // The supervisor is stopping (and sends SIGTERM too) or gone.
                 Err(ClientError::Closed) => break Ok(()),
                 Err(e) => break Err(e.into()),

@@ -110,14 +110,6 @@ pub(crate) struct OtherChange {
 }
 
 impl SslChange {
-    fn service_mut(&mut self, service: TlsService) -> &mut Option<ServiceChange> {
-        match service {
-            TlsService::GuiHttps => &mut self.gui_https,
-            TlsService::InboundSmtp => &mut self.inbound_smtp,
-            TlsService::OutboundSmtp | TlsService::OtherClient => &mut self.outbound_smtp,
-        }
-    }
-
     fn service(&self, service: TlsService) -> Option<&ServiceChange> {
         match service {
             TlsService::GuiHttps => self.gui_https.as_ref(),
@@ -130,30 +122,31 @@ impl SslChange {
     /// The change the Classic UI's Edit Settings form asks for: `gui-tls13=on`,
     /// `gui-ciphers=…`, `other-tls10=on` (an unticked box is simply absent).
     pub(crate) fn from_form(fields: &[(String, String)]) -> Self {
-        let mut change = Self::default();
-        for service in SERVICES {
-            let key = keyword(service);
+        let has = |name: &str| fields.iter().any(|(k, _)| k == name);
+        let service = |service: TlsService| {
+            let key = service.keyword();
             let protocols = TlsVersion::MENU
                 .into_iter()
-                .filter(|v| {
-                    let name = format!("{key}-{}", box_suffix(*v));
-                    fields.iter().any(|(k, _)| *k == name)
-                })
+                .filter(|v| has(&format!("{key}-{}", box_suffix(*v))))
                 .map(|v| v.token().to_owned())
                 .collect();
             let ciphers = fields
                 .iter()
                 .find(|(k, _)| *k == format!("{key}-ciphers"))
                 .map(|(_, v)| v.trim().to_owned());
-            *change.service_mut(service) = Some(ServiceChange {
+            Some(ServiceChange {
                 protocols: Some(protocols),
                 ciphers,
-            });
+            })
+        };
+        Self {
+            gui_https: service(TlsService::GuiHttps),
+            inbound_smtp: service(TlsService::InboundSmtp),
+            outbound_smtp: service(TlsService::OutboundSmtp),
+            other_client: Some(OtherChange {
+                tls_v1_0: has("other-tls10"),
+            }),
         }
-        change.other_client = Some(OtherChange {
-            tls_v1_0: fields.iter().any(|(k, _)| k == "other-tls10"),
-        });
-        change
     }
 
     /// Applies the change to `config`, or refuses it without changing anything.
@@ -189,11 +182,6 @@ impl SslChange {
         config.tls = next;
         Ok(())
     }
-}
-
-/// The Classic UI's name for a service in element ids and form fields: `gui`, `inbound` …
-pub(crate) fn keyword(service: TlsService) -> &'static str {
-    service.keyword()
 }
 
 /// The end of a checkbox's id: `tls13` for TLS v1.3.

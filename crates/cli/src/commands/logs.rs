@@ -3,12 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postern_logs::Subscription;
+use postern_logs::for_each_line;
 use postern_logs::tracking::ids;
 use regex::{Regex, RegexBuilder};
 
@@ -406,32 +407,6 @@ fn find_messages(files: &[PathBuf], search: &Search) -> io::Result<Vec<String>> 
 fn envelope<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
     let (_, rest) = line.split_once(marker)?;
     rest.strip_suffix('>')
-}
-
-/// Calls `each` with every line of the files, oldest first. Bytes that are not UTF-8 are shown
-/// replaced rather than stopping the search.
-fn for_each_line(
-    files: &[PathBuf],
-    mut each: impl FnMut(&str) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut buf = Vec::new();
-    for path in files {
-        let file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        let mut reader = BufReader::new(file);
-        loop {
-            buf.clear();
-            if reader.read_until(b'\n', &mut buf)? == 0 {
-                break;
-            }
-            let line = String::from_utf8_lossy(&buf);
-            each(line.trim_end_matches(['\n', '\r']))?;
-        }
-    }
-    Ok(())
 }
 
 fn compile(pattern: &str, insensitive: bool) -> Result<Regex, CommandError> {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{Browser, NoticeQuery, Posted};
 use crate::html::{escape, page};
-use crate::ssl::{SERVICES, SslChange, box_suffix, keyword};
+use crate::ssl::{SERVICES, SslChange, box_suffix};
 use crate::state::Shared;
 
 /// `TLS v1.1, TLS v1.2`: a service's enabled versions, oldest first.
@@ -45,7 +45,7 @@ pub(super) async fn view(
     let config = state.view(&browser.0.id);
     let mut rows = String::new();
     for service in SERVICES {
-        let key = keyword(service);
+        let key = service.keyword();
         let ciphers = ciphers_of(&config, service);
         let _ = write!(
             rows,
@@ -92,7 +92,7 @@ fn form_page(
     });
     let mut fields = String::new();
     for service in SERVICES {
-        let key = keyword(service);
+        let key = service.keyword();
         let range = config.tls.protocols(service);
         let mut boxes = String::new();
         for v in TlsVersion::MENU {
