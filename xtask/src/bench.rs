@@ -9,7 +9,8 @@
 //! postern-tls: full TLS 1.3 handshakes per second with the server on one core (our acceptor,
 //! then `openssl s_server`, driven by the same load client on the other core, both with one
 //! ECDSA P-256 certificate), and AES-256-GCM and ChaCha20-Poly1305 throughput through a TLS 1.3
-//! connection beside `openssl speed -evp` on 16 KiB blocks.
+//! connection beside `openssl speed -evp` on 16 KiB blocks, over loopback TCP and with the
+//! records handed over in memory (the engine's own cost, without the kernel's).
 //!
 //! `smtp` (`bench/smtp.rs`): Postern beside a private Postfix 3.7 as relays on loopback, both
 //! durable: messages per second from `smtp-source` to `smtp-sink`, and with STARTTLS on both
@@ -263,6 +264,7 @@ fn tls(sh: &Shell) -> anyhow::Result<()> {
                     label,
                     openssl: openssl_speed(sh, evp)?,
                     through_tls: bulk(sh, &bench, suite)?,
+                    in_memory: records(sh, &bench, suite)?,
                     seal: aws_lc_seal(sh, &bench, suite)?,
                 })
             })
@@ -291,6 +293,9 @@ struct CipherFigures {
     /// `openssl speed -evp`, 16 KiB blocks, MB per user CPU-second.
     openssl: f64,
     through_tls: Bulk,
+    /// The same engine with the records handed over in memory: MB per CPU-second of the
+    /// busier side, without the kernel's TCP work.
+    in_memory: f64,
     /// aws-lc-rs sealing 16 KiB blocks, MB per CPU-second.
     seal: f64,
 }
@@ -335,6 +340,12 @@ impl TlsFigures {
             compare(
                 "  the same, per CPU-second of the busier side",
                 cipher.through_tls.per_cpu_second,
+                cipher.openssl,
+                None,
+            );
+            compare(
+                "  records in memory, no TCP, per CPU-second of the busier side",
+                cipher.in_memory,
                 cipher.openssl,
                 None,
             );
@@ -603,6 +614,18 @@ fn bulk(sh: &Shell, bench: &Path, suite: &str) -> anyhow::Result<Bulk> {
         }
     }
     Ok(best)
+}
+
+/// [`BULK_MIB`] MiB with `suite` between a client and a server connection in one thread on
+/// core 0, the records handed over in memory: MB per CPU-second of the busier side.
+fn records(sh: &Shell, bench: &Path, suite: &str) -> anyhow::Result<f64> {
+    let mib = BULK_MIB.to_string();
+    let report = cmd!(
+        sh,
+        "taskset -c 0 {bench} records --suite {suite} --mib {mib}"
+    )
+    .read()?;
+    Ok(field(&report, "sender_mb_per_cpu_s")?.min(field(&report, "receiver_mb_per_cpu_s")?))
 }
 
 /// aws-lc-rs sealing 16 KiB blocks with `suite` on core 0, in MB per CPU-second: the measure
