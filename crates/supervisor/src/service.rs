@@ -1,7 +1,13 @@
 //! One task per service: run its child process, restart it with backoff when it dies, restart it
 //! when a commit changes what it cannot apply live, and stop it with SIGTERM, then SIGKILL.
+//!
+//! A service's standard error passes through to the supervisor's (the terminal in host mode,
+//! the console in the image), and its last line goes into `system_logs` when the service dies:
+//! "Service smtpd exited with status 1 (smtpd: cannot listen on 127.0.0.1:2525: Address in
+//! use)" tells an administrator why without a terminal.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -11,8 +17,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use postern_config::Config;
 use postern_control::ServiceState;
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStderr, Command};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::owner::ConfigOwner;
 
@@ -85,6 +93,7 @@ pub(crate) async fn supervise(
                 continue;
             }
         };
+        let last_words = child.stderr.take().map(pass_on_stderr);
         let pid = child.id().unwrap_or(0);
         let started = Instant::now();
         log.info(&format!("Service {} started, pid {pid}", spec.name));
@@ -119,10 +128,15 @@ pub(crate) async fn supervise(
                 if started.elapsed() >= spec.backoff.healthy_after {
                     delay = spec.backoff.initial;
                 }
+                let why = match last_words {
+                    Some(reader) => last_line(reader).await,
+                    None => None,
+                };
                 log.warning(&format!(
-                    "Service {} {}; restarting in {} ms",
+                    "Service {} {}{}; restarting in {} ms",
                     spec.name,
                     describe(status),
+                    why.map(|line| format!(" ({line})")).unwrap_or_default(),
                     delay.as_millis()
                 ));
                 owner.set_service_state(index, backoff_state(delay), false);
@@ -159,10 +173,42 @@ fn spawn(spec: &ServiceSpec) -> std::io::Result<Child> {
     Command::new(&spec.program)
         .args(&spec.args)
         .stdin(Stdio::null())
+        .stderr(Stdio::piped())
         // Its own process group: a Ctrl-C on the terminal reaches the supervisor alone, which
         // then stops the services in order.
         .process_group(0)
         .spawn()
+}
+
+/// Copies a service's standard error to the supervisor's, line by line; answers its last
+/// non-empty line once the service has closed it (by exiting).
+fn pass_on_stderr(stderr: ChildStderr) -> JoinHandle<Option<String>> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut last = None;
+        while let Ok(Some(line)) = lines.next_line().await {
+            // Never `eprintln!`: a closed stderr must not bring the supervisor down.
+            let _ = writeln!(std::io::stderr(), "{line}");
+            if !line.trim().is_empty() {
+                last = Some(line);
+            }
+        }
+        last
+    })
+}
+
+/// The last line a dead service wrote, if it comes within a moment: a grandchild that kept the
+/// pipe open must not hold up the restart.
+async fn last_line(reader: JoinHandle<Option<String>>) -> Option<String> {
+    const MAX_LEN: usize = 300;
+    let line = tokio::time::timeout(Duration::from_millis(500), reader)
+        .await
+        .ok()?
+        .ok()??;
+    Some(match line.char_indices().nth(MAX_LEN) {
+        Some((at, _)) => format!("{}...", &line[..at]),
+        None => line,
+    })
 }
 
 /// SIGTERM, then SIGKILL if the service has not exited within `grace`; always reaps it.

@@ -326,7 +326,16 @@ async fn a_killed_service_is_restarted_and_logged() {
 async fn a_crash_loop_backs_off_up_to_the_maximum() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path();
-    let supervisor = start(data, vec![spec("crasher", "/bin/false", &[])]).await;
+    // It says why on stderr, as a service that cannot bind does.
+    let crasher = spec(
+        "crasher",
+        "/bin/sh",
+        &[
+            "-c",
+            "echo 'crasher: cannot listen: Address in use' >&2; exit 1",
+        ],
+    );
+    let supervisor = start(data, vec![crasher]).await;
 
     let mut delays = Vec::new();
     let restarts = eventually("five restarts of the crash loop", || {
@@ -354,11 +363,13 @@ async fn a_crash_loop_backs_off_up_to_the_maximum() {
     );
     assert_eq!(delays.last(), Some(&400), "capped at max: {delays:?}");
 
-    // The logs show the whole schedule: 100, 200, then 400 every time.
-    wait_log(data, "Service crasher exited with status 1").await;
+    // The logs show why, and the whole schedule: 100, 200, then 400 every time.
+    let died = "Service crasher exited with status 1 (crasher: cannot listen: Address in use); \
+                restarting in ";
+    wait_log(data, died).await;
     let announced: Vec<u64> = log_lines(data)
         .iter()
-        .filter(|l| l.contains("Service crasher exited with status 1; restarting in "))
+        .filter(|l| l.contains(died))
         .map(|l| {
             assert!(l.contains(" Warning: "), "not a Warning: {l}");
             let ms = l.rsplit("restarting in ").next().expect("delay");
