@@ -123,7 +123,11 @@ struct Gateway {
 }
 
 /// Starts `postern run` and waits for its ready line; answers the time that took.
+///
+/// A fresh data directory gets free ports (an appliance running beside the bench, as
+/// `cargo xtask run` does, holds the defaults); a later start keeps the ones it got.
 fn start(binary: &Path, data: &Path, password: &Path) -> anyhow::Result<(Gateway, Duration)> {
+    let ports = free_ports(3)?;
     let began = Instant::now();
     let mut child = Command::new(binary)
         .arg("run")
@@ -131,6 +135,9 @@ fn start(binary: &Path, data: &Path, password: &Path) -> anyhow::Result<(Gateway
         .arg(data)
         .args(["--hostname", "bench.example.com", "--admin-password-file"])
         .arg(password)
+        .args(["--smtp", &format!("127.0.0.1:{}", ports[0])])
+        .args(["--gui", &format!("127.0.0.1:{}", ports[1])])
+        .args(["--ngui", &format!("127.0.0.1:{}", ports[2])])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
