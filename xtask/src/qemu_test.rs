@@ -294,9 +294,9 @@ impl QemuTest {
 }
 
 /// When the guest was ready, from QEMU's start.
-struct Readiness {
+pub(crate) struct Readiness {
     ready: Duration,
-    banner: Duration,
+    pub(crate) banner: Duration,
     /// Where the time to `postern: ready` went, for the report.
     phases: String,
 }
@@ -315,7 +315,7 @@ struct Checked {
 }
 
 /// `postern: ready` on the console, then the SMTP banner.
-fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
+pub(crate) fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
     let at = vm.wait_for("postern: ready", 0, BOOT_TIMEOUT)?;
     let ready = vm.arrival(at);
     let phases = boot_phases(vm, ready);
@@ -860,14 +860,14 @@ fn mail_log_of(sh: &Shell, ssh_port: u16, login: &Login, mid: u64) -> String {
 }
 
 /// The first admin password the test gives the guest (fw_cfg), and the file QEMU reads it from.
-struct Login {
+pub(crate) struct Login {
     password: String,
-    file: std::path::PathBuf,
+    pub(crate) file: std::path::PathBuf,
 }
 
 impl Login {
     /// A new random password in `dir/qemu-test-admin-password` (0600, no newline).
-    fn provision(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn provision(dir: &Path) -> anyhow::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut random = [0u8; 12];
         fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
@@ -926,7 +926,12 @@ fn ssh_checks(sh: &Shell, vm: &Vm, login: &Login, port: u16) -> anyhow::Result<(
 
 /// `ssh -p PORT admin@127.0.0.1 COMMAND` with the password in `password` (through sshpass):
 /// whether it succeeded, and what it printed.
-fn ssh(sh: &Shell, port: u16, password: &Path, command: &str) -> anyhow::Result<(bool, String)> {
+pub(crate) fn ssh(
+    sh: &Shell,
+    port: u16,
+    password: &Path,
+    command: &str,
+) -> anyhow::Result<(bool, String)> {
     ssh_with(sh, port, password, Some(command), "")
 }
 
@@ -970,7 +975,7 @@ fn ssh_with(
 
 /// Connects to the forwarded SSH port until the guest greets with `SSH-2.0-`: dropbear starts
 /// once Postern is ready (and has made its host keys, on the first boot).
-fn wait_for_ssh(vm: &Vm, port: u16) -> anyhow::Result<String> {
+pub(crate) fn wait_for_ssh(vm: &Vm, port: u16) -> anyhow::Result<String> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
@@ -1033,7 +1038,7 @@ fn field(text: &str, name: &str) -> Option<String> {
 
 /// A running QEMU with its serial console on pipes: everything it prints is kept in memory and
 /// in the serial log.
-struct Vm {
+pub(crate) struct Vm {
     child: Child,
     stdin: ChildStdin,
     started: Instant,
@@ -1054,7 +1059,7 @@ struct SerialBuffer {
 impl Vm {
     /// Starts QEMU on `disk`, with the first admin password in `password` given through
     /// fw_cfg; what the console prints is appended to `log` too.
-    fn start(
+    pub(crate) fn start(
         disk: &Path,
         forwards: &[Forward],
         password: Option<&Path>,
@@ -1108,7 +1113,7 @@ impl Vm {
 
     /// Stops QEMU after `checks`; their result, unless they or the console found a fault. The
     /// last lines of the console explain a failure.
-    fn finish<T>(&mut self, checks: anyhow::Result<T>, log: &Path) -> anyhow::Result<T> {
+    pub(crate) fn finish<T>(&mut self, checks: anyhow::Result<T>, log: &Path) -> anyhow::Result<T> {
         self.stop();
         let faults = self.faults();
         let checks = checks.and_then(|value| {
@@ -1202,7 +1207,7 @@ impl Vm {
     }
 
     /// QEMU's resident memory in bytes.
-    fn rss(&self) -> Option<u64> {
+    pub(crate) fn rss(&self) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let kb: u64 = field(&status, "VmRSS:")?
             .split_whitespace()
