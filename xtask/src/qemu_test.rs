@@ -116,7 +116,13 @@ impl QemuTest {
         // held message's port only from the second boot on.
         let run = mail::run_token()?;
         let sink = mail::Sink::start(&run)?;
-        let held_port = mail::port_for_later()?;
+        let mail = MailBoot {
+            smtp,
+            ssh,
+            run: &run,
+            sink: &sink,
+            held_port: mail::port_for_later()?,
+        };
         let dir = crate::image::dir();
         let login = Login::provision(&dir)?;
         let disk = dir.join("qemu-test.qcow2");
@@ -138,13 +144,6 @@ impl QemuTest {
         let checks = first_boot(sh, &mut vm, &login, smtp, gui, ssh).and_then(|first| {
             let ngui = ngui_checks(sh, ngui, &login)?;
             let tls_logged = tls13_in_mail_logs(sh, &login, ssh)?;
-            let mail = MailBoot {
-                smtp,
-                ssh,
-                run: &run,
-                sink: &sink,
-                held_port,
-            };
             let cut = mail.before_the_power_cut(sh, &vm, &login)?;
             Ok((first, (ngui, tls_logged), cut))
         });
@@ -179,13 +178,6 @@ impl QemuTest {
             Ok((ready, version))
         });
         let checks = checks.and_then(|second| {
-            let mail = MailBoot {
-                smtp,
-                ssh,
-                run: &run,
-                sink: &sink,
-                held_port,
-            };
             let banner = second.0.banner;
             let delivered =
                 mail.after_the_power_cut(sh, &vm, &login, &cut.held, &injected, banner)?;
@@ -670,10 +662,11 @@ struct PowerCut {
     held: Held,
     /// The clients, still sending.
     load: mail::Load,
-    /// Messages that had got 250 when the cut was ordered, and had reached the sink.
+    /// Messages that had got 250 when the cut was ordered.
     acked_at_cut: u64,
     /// From the first client's start to the cut.
     injected_for: Duration,
+    /// Messages that had reached the sink when the cut was ordered.
     delivered_before: usize,
 }
 
