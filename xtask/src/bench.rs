@@ -1,4 +1,4 @@
-//! `cargo xtask bench [startup] [tls] [smtp]`: measured figures of the release build, printed as
+//! `cargo xtask bench [startup] [tls] [smtp] [image]`: measured figures of the release build, printed as
 //! a table; all of them when none is named.
 //!
 //! `startup`: time from `postern run` to `postern: ready` (first start, which creates the data
@@ -15,7 +15,11 @@
 //! `smtp` (`bench/smtp.rs`): Postern beside a private Postfix 3.7 as relays on loopback, both
 //! durable: messages per second from `smtp-source` to `smtp-sink`, and with STARTTLS on both
 //! legs; memory per idle inbound connection.
+//!
+//! `image` (`bench/image.rs`): the appliance image in QEMU against its targets: boot to the SMTP
+//! banner (first and later boot), the compressed image, Postern's memory in the idle VM.
 
+mod image;
 mod smtp;
 
 use std::fs;
@@ -35,7 +39,7 @@ pub(crate) struct Bench {
 impl Bench {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let which: Vec<&str> = match self.which.as_slice() {
-            [] => vec!["startup", "tls", "smtp"],
+            [] => vec!["startup", "tls", "smtp", "image"],
             named => named.iter().map(String::as_str).collect(),
         };
         // Every name is checked before the first benchmark starts.
@@ -46,7 +50,10 @@ impl Bench {
                     "startup" => startup,
                     "tls" => tls,
                     "smtp" => smtp::smtp,
-                    other => bail!("unknown benchmark '{other}'; available: startup, tls, smtp"),
+                    "image" => image::image,
+                    other => {
+                        bail!("unknown benchmark '{other}'; available: startup, tls, smtp, image")
+                    }
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -7,7 +7,7 @@
 //!   offline (`target/image/`).
 //! - `cargo xtask qemu [--forward HOST:GUEST]`: boot the image with the console on this terminal.
 //! - `cargo xtask qemu-test`: boot the image and check it from outside.
-//! - `cargo xtask bench [startup] [tls] [smtp]`: measured figures, printed as a table.
+//! - `cargo xtask bench [startup] [tls] [smtp] [image]`: measured figures, printed as a table.
 
 mod bench;
 mod ci;
@@ -37,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         "qemu-test" => qemu_test::QemuTest.run(&sh),
         "" | "help" | "--help" => {
             println!(
-                "usage: cargo xtask <run [--host] [-- ARGS] | ci | bench [startup] [tls] [smtp] \
+                "usage: cargo xtask <run [--host] [-- ARGS] | ci | bench [startup] [tls] [smtp] [image] \
                  | image [--kernel cloud-amd64|amd64] | qemu [--forward HOST:GUEST] | qemu-test>"
             );
             Ok(())

@@ -20,11 +20,25 @@
 //!    `commit`, after which STARTTLS negotiates TLS v1.3.
 //! 5. SSH on the forwarded port 22 (dropbear, started after readiness): `ssh admin@` with a
 //!    wrong password is refused; with the provisioned one, `ssh admin@... version` runs the
-//!    CLI's `version`. Then QEMU is killed, as a power cut would.
+//!    CLI's `version`.
+//! 6. The NGUI answers its login page over HTTPS on the forwarded port 4431, and the REST API
+//!    beside it takes the provisioned password for a token that reads `/api/v1/status`.
+//! 7. The CLI's `grep` over SSH finds `ICID n TLS success protocol TLSv1.3 cipher
+//!    TLS_AES_256_GCM_SHA384` in mail_logs: the STARTTLS of step 4, as the seed shows it.
+//! 8. Mail (`qemu_test/mail.rs`): a CLI session over SSH opens the Recipient Access Table for
+//!    `example.test` and `held.test` and routes them to the host (10.0.2.2, QEMU's user-mode
+//!    network): `example.test` to a sink in this process, `held.test` to a port nothing listens
+//!    on yet; one commit. A message to `held.test` gets 250 and mail_logs shows it `Delayed`.
+//!    Then four client threads inject numbered messages to `example.test`, each noting which
+//!    got 250 to the final dot, while the appliance delivers them to the sink; once
+//!    `ACKED_BEFORE_THE_CUT` got 250, QEMU is killed with the clients still sending: a power cut.
 //!
 //! Second boot: readiness again, on the data the first left: the boot time of every later day;
 //! STARTTLS still negotiates TLS v1.3 (the commit survived the power cut); SSH answers with the
-//! same host key (kept in /data) and the same password.
+//! same host key (kept in /data) and the same password. The held message's next hop starts
+//! listening, `delivernow ALL` over SSH, and it arrives, its text whole; every injected message
+//! that got 250 arrives too (the report counts those sent, accepted, delivered, and duplicates,
+//! which are allowed: the cut may fall between the sink's 250 and the appliance noting it).
 //!
 //! Third boot, of a new overlay without a provisioned password (as on hardware): the console
 //! shows the random admin password of the first start once Postern is ready, and SSH takes it.
@@ -32,9 +46,12 @@
 //! Every boot: where the time to `postern: ready` went, from the console's lines as they came
 //! (the initramfs prints the kernel's uptime when it starts, rcS says when it starts).
 //!
-//! All boots: the serial log has no kernel panic, oops or BUG. It is kept, both boots one after
+//! All boots: the serial log has no kernel panic, oops or BUG. It is kept, the boots one after
 //! the other, in `target/image/serial.log`.
 
+mod mail;
+
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -55,6 +72,13 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the test waits after login's `Password:` prompt before typing: the guest's tty
 /// echoes what arrives before login has turned the echo off.
 const PROMPT_SETTLE: Duration = Duration::from_secs(1);
+/// How long the mail accepted before a power cut may take to reach the sinks after the next
+/// boot's `delivernow`.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(300);
+/// The clients inject mail until this many messages got `250`, then QEMU is killed.
+const ACKED_BEFORE_THE_CUT: u64 = 200;
+/// How long the clients may take to get there; the cut comes then all the same.
+const INJECTION_TIMEOUT: Duration = Duration::from_secs(240);
 /// What the serial log must not contain.
 const KERNEL_FAULTS: &[&str] = &["Kernel panic", "Oops", "BUG: "];
 
@@ -83,6 +107,22 @@ impl QemuTest {
             .find(|f| f.guest == 22)
             .context("no SSH forward")?
             .host;
+        let ngui = forwards
+            .iter()
+            .find(|f| f.guest == 4431)
+            .context("no NGUI forward")?
+            .host;
+        // The next hops of the mail checks, on the host: the sink listens from the start; the
+        // held message's port only from the second boot on.
+        let run = mail::run_token()?;
+        let sink = mail::Sink::start(&run)?;
+        let mail = MailBoot {
+            smtp,
+            ssh,
+            run: &run,
+            sink: &sink,
+            held_port: mail::port_for_later()?,
+        };
         let dir = crate::image::dir();
         let login = Login::provision(&dir)?;
         let disk = dir.join("qemu-test.qcow2");
@@ -101,8 +141,21 @@ impl QemuTest {
 
         writeln!(log, "=== qemu-test: first boot")?;
         let mut vm = Vm::start(&disk, &forwards, Some(&login.file), log.try_clone()?)?;
-        let checks = first_boot(sh, &mut vm, &login, smtp, gui, ssh);
-        let first = vm.finish(checks, &log_path)?;
+        let checks = first_boot(sh, &mut vm, &login, smtp, gui, ssh).and_then(|first| {
+            let ngui = ngui_checks(sh, ngui, &login)?;
+            let tls_logged = tls13_in_mail_logs(sh, &login, ssh)?;
+            let cut = mail.before_the_power_cut(sh, &vm, &login)?;
+            Ok((first, (ngui, tls_logged), cut))
+        });
+        // QEMU is killed while the clients send: the power cut.
+        let (first, (ngui_checked, tls_logged), cut) = vm.finish(checks, &log_path)?;
+        let injected = cut.load.finish();
+        if injected.acked.is_empty() {
+            bail!(
+                "no injected message got 250 before the power cut: {:?}",
+                injected.first_errors
+            );
+        }
         writeln!(log, "\n=== qemu-test: second boot")?;
         let mut vm = Vm::start(&disk, &forwards, Some(&login.file), log.try_clone()?)?;
         let checks = readiness(&vm, smtp).and_then(|ready| {
@@ -124,7 +177,14 @@ impl QemuTest {
             }
             Ok((ready, version))
         });
-        let second = vm.finish(checks, &log_path)?;
+        let checks = checks.and_then(|second| {
+            let banner = second.0.banner;
+            let delivered =
+                mail.after_the_power_cut(sh, &vm, &login, &cut.held, &injected, banner)?;
+            Ok((second, delivered))
+        });
+        let (second, delivered) = vm.finish(checks, &log_path)?;
+        drop(sink);
         let _ = fs::remove_file(&disk);
         let _ = fs::remove_file(&login.file);
 
@@ -171,6 +231,8 @@ impl QemuTest {
             "STARTTLS after the reboot"
         );
         println!("  {:<40}{}", "Classic UI login page (HTTPS)", checked.gui);
+        println!("  {:<40}{}", "NGUI (HTTPS, port 4431)", ngui_checked);
+        println!("  {:<40}{}", "mail_logs (CLI grep over SSH)", tls_logged);
         println!(
             "  {:<40}wrong password refused, provisioned one accepted",
             "console login (admin)"
@@ -195,6 +257,26 @@ impl QemuTest {
                 .map_or("unknown".to_owned(), crate::image::mb)
         );
         println!(
+            "  {:<40}MID {} for a next hop that was down: deferred, kept over the power cut, \
+             delivered after `delivernow` {:.1} s after the banner",
+            "queued message over a power cut", cut.held.mid, delivered.held_after
+        );
+        println!(
+            "  {:<40}{} sent in {:.1} s, {} accepted (250; {} when the cut was ordered), {} \
+             delivered of them ({} before the cut, all there by {:.1} s after the next banner), {} \
+             delivered that never got 250, {} duplicates",
+            "mail injected during the power cut",
+            injected.attempted,
+            cut.injected_for.as_secs_f64(),
+            injected.acked.len(),
+            cut.acked_at_cut,
+            delivered.accepted,
+            cut.delivered_before,
+            delivered.all_after,
+            delivered.unacknowledged,
+            delivered.duplicates
+        );
+        println!(
             "  {:<40}shown on the console: {}; SSH takes it",
             "unprovisioned first boot's password", third.1
         );
@@ -204,9 +286,9 @@ impl QemuTest {
 }
 
 /// When the guest was ready, from QEMU's start.
-struct Readiness {
+pub(crate) struct Readiness {
     ready: Duration,
-    banner: Duration,
+    pub(crate) banner: Duration,
     /// Where the time to `postern: ready` went, for the report.
     phases: String,
 }
@@ -225,7 +307,7 @@ struct Checked {
 }
 
 /// `postern: ready` on the console, then the SMTP banner.
-fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
+pub(crate) fn readiness(vm: &Vm, smtp: u16) -> anyhow::Result<Readiness> {
     let at = vm.wait_for("postern: ready", 0, BOOT_TIMEOUT)?;
     let ready = vm.arrival(at);
     let phases = boot_phases(vm, ready);
@@ -459,15 +541,326 @@ fn first_boot(
     Ok((ready, checked))
 }
 
+/// The NGUI over HTTPS on the forwarded port 4431: its page, and the REST API beside it: a
+/// login with the provisioned password gives a token, with which `/api/v1/status` lists the
+/// services.
+fn ngui_checks(sh: &Shell, port: u16, login: &Login) -> anyhow::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let page_url = format!("https://127.0.0.1:{port}/");
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let page = cmd!(sh, "curl -sk --max-time 20 {page_url}")
+            .ignore_status()
+            .read()?;
+        if page.contains("id=\"ngui-login\"") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the NGUI did not serve its login page on {page_url}: {page}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let verbose = cmd!(sh, "curl -sk -v --max-time 20 -o /dev/null {page_url}")
+        .ignore_status()
+        .output()?;
+    let said = String::from_utf8_lossy(&verbose.stderr).into_owned();
+    let tls = said
+        .lines()
+        .find_map(|l| l.split("SSL connection using ").nth(1))
+        .unwrap_or("TLS (version not reported)")
+        .trim()
+        .to_owned();
+
+    // The password goes in a file, not on curl's command line.
+    let credentials = login.file.with_extension("json");
+    let _ = fs::remove_file(&credentials);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&credentials)
+        .and_then(|mut f| {
+            write!(
+                f,
+                "{{\"username\":\"admin\",\"password\":\"{}\"}}",
+                login.password
+            )
+        })
+        .with_context(|| format!("writing {}", credentials.display()))?;
+    let json = "Content-Type: application/json";
+    let login_url = format!("https://127.0.0.1:{port}/api/v1/login");
+    let answer = cmd!(
+        sh,
+        "curl -sk --max-time 90 -H {json} --data-binary @{credentials} {login_url}"
+    )
+    .ignore_status()
+    .read();
+    let _ = fs::remove_file(&credentials);
+    let answer = answer?;
+    let token = answer
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|t| !t.is_empty())
+        .with_context(|| format!("the REST API's login gave no token: {answer}"))?;
+    let bearer = format!("Authorization: Bearer {token}");
+    let status_url = format!("https://127.0.0.1:{port}/api/v1/status");
+    let status = cmd!(sh, "curl -sk --max-time 30 -H {bearer} {status_url}")
+        .ignore_status()
+        .read()?;
+    if !status.contains("\"smtpd\"") || !status.contains("\"httpd\"") {
+        bail!("the REST API's status, with the login's token, lists no smtpd and httpd: {status}");
+    }
+    Ok(format!("login page; REST API login and status over {tls}"))
+}
+
+/// The seed's proof in mail_logs, read through the CLI's `grep` over SSH: after the commit,
+/// `ICID n TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384`. The line.
+fn tls13_in_mail_logs(sh: &Shell, login: &Login, ssh_port: u16) -> anyhow::Result<String> {
+    const EVENT: &str = "TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384";
+    let command = format!("grep \"ICID [0-9]+ {EVENT}\" mail_logs");
+    // `<date> Info: ICID <n> <EVENT>`, not merely a line that mentions it.
+    let is_event = |line: &str| {
+        line.split_once(" Info: ICID ")
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .is_some_and(|(icid, event)| icid.parse::<u64>().is_ok() && event.trim_end() == EVENT)
+    };
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let (_, said) = ssh(sh, ssh_port, &login.file, &command)?;
+        if let Some(line) = said.lines().find(|l| is_event(l)) {
+            return Ok(line.trim().to_owned());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "mail_logs has no `ICID n {EVENT}` line after the commit; `{command}` over SSH said:\n{said}"
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The mail checks around the power cut: the clients, the sinks and where they listen.
+struct MailBoot<'a> {
+    smtp: u16,
+    ssh: u16,
+    /// The token of this run's messages.
+    run: &'a str,
+    /// The next hop of `example.test`, listening from the start.
+    sink: &'a mail::Sink,
+    /// The next hop of `held.test`: nothing listens there until the second boot.
+    held_port: u16,
+}
+
+/// The message sent to a next hop that is down, before the power cut.
+struct Held {
+    mid: u64,
+}
+
+/// What the first boot left running for the power cut.
+struct PowerCut {
+    held: Held,
+    /// The clients, still sending.
+    load: mail::Load,
+    /// Messages that had got 250 when the cut was ordered.
+    acked_at_cut: u64,
+    /// From the first client's start to the cut.
+    injected_for: Duration,
+    /// Messages that had reached the sink when the cut was ordered.
+    delivered_before: usize,
+}
+
+/// What reached the sinks after the second boot.
+struct Delivered {
+    /// Seconds from the banner to the held message's arrival.
+    held_after: f64,
+    /// Seconds from the banner to the arrival of the last accepted message.
+    all_after: f64,
+    /// Accepted messages delivered (all of them, or the check failed).
+    accepted: usize,
+    /// Messages delivered that never got 250 (the cut came between the fsync and the reply).
+    unacknowledged: usize,
+    duplicates: u64,
+}
+
+impl MailBoot<'_> {
+    /// Opens the Recipient Access Table for the test domains and routes them to the host (over
+    /// SSH: a CLI session of several commands, one commit); sends the held message, and waits
+    /// until mail_logs says it was deferred; then starts the clients and answers once
+    /// `ACKED_BEFORE_THE_CUT` of their messages got 250.
+    fn before_the_power_cut(&self, sh: &Shell, vm: &Vm, login: &Login) -> anyhow::Result<PowerCut> {
+        let (sink, held) = (self.sink.port(), self.held_port);
+        let (domain, held_domain) = (mail::DOMAIN, mail::HELD_DOMAIN);
+        let script = format!(
+            "listenerconfig rcptaccess new {domain} accept\n\
+             listenerconfig rcptaccess new {held_domain} accept\n\
+             smtproutes new {domain} 10.0.2.2:{sink}\n\
+             smtproutes new {held_domain} 10.0.2.2:{held}\n\
+             commit mail routes to the host (qemu-test)\n"
+        );
+        let (ok, said) = ssh_session(sh, self.ssh, &login.file, &script)?;
+        if !ok || !said.contains("Changes committed") {
+            bail!("the CLI session over SSH did not commit the routes:\n{said}");
+        }
+        // smtpd applies a commit to new connections once it has seen it.
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let taken = mail::Client::connect(self.smtp).and_then(|mut c| {
+                c.command("MAIL FROM:<sender@example.net>", 250)?;
+                c.command(&format!("RCPT TO:<probe@{held_domain}>"), 250)?;
+                c.quit();
+                Ok(())
+            });
+            match taken {
+                Ok(()) => break,
+                Err(e) if Instant::now() > deadline => {
+                    bail!("the committed Recipient Access Table did not take {held_domain}: {e:#}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+        let mut client = mail::Client::connect(self.smtp)?;
+        let mid = client
+            .send(mail::HELD_ID, self.run)
+            .context("the held message was not accepted")?;
+        client.quit();
+        // Tried, found the next hop down, and kept for a retry.
+        let command = format!("grep \"Delayed: DCID [0-9]+ MID {mid} \" mail_logs");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (_, said) = ssh(sh, self.ssh, &login.file, &command)?;
+            if said.contains(&format!(" MID {mid} to RID 0")) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the held message (MID {mid}) was not deferred; mail_logs says of it:\n{}",
+                    mail_log_of(sh, self.ssh, login, mid)
+                );
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+
+        let injection = Instant::now();
+        let load = mail::Load::start(self.smtp, self.run);
+        let deadline = injection + INJECTION_TIMEOUT;
+        while load.acked() < ACKED_BEFORE_THE_CUT && Instant::now() < deadline && !vm.closed() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let acked_at_cut = load.acked();
+        eprintln!(
+            "xtask: {acked_at_cut} injected messages got 250; cutting the power while the \
+             clients send"
+        );
+        Ok(PowerCut {
+            held: Held { mid },
+            acked_at_cut,
+            injected_for: injection.elapsed(),
+            delivered_before: self.sink.received().counts.len(),
+            load,
+        })
+    }
+
+    /// The second boot: the held message's next hop starts listening, `delivernow` over SSH,
+    /// and every message that got 250 before the power cut reaches its sink.
+    fn after_the_power_cut(
+        &self,
+        sh: &Shell,
+        vm: &Vm,
+        login: &Login,
+        held: &Held,
+        injected: &mail::LoadReport,
+        banner: Duration,
+    ) -> anyhow::Result<Delivered> {
+        let after_banner = || vm.started.elapsed().saturating_sub(banner).as_secs_f64();
+        let held_sink = mail::Sink::start_on(self.held_port, self.run)?;
+        let (ok, said) = ssh(sh, self.ssh, &login.file, "delivernow ALL")?;
+        if !ok || !said.contains("Delivery now requested") {
+            bail!("`delivernow ALL` over SSH failed:\n{said}");
+        }
+        let missing =
+            held_sink.wait_for(&BTreeSet::from([mail::HELD_ID]), DELIVERY_TIMEOUT, || {
+                vm.closed()
+            });
+        if !missing.is_empty() {
+            bail!(
+                "the held message (MID {}) did not reach its next hop within {DELIVERY_TIMEOUT:?} \
+                 of `delivernow`; mail_logs says of it:\n{}",
+                held.mid,
+                mail_log_of(sh, self.ssh, login, held.mid)
+            );
+        }
+        let held_after = after_banner();
+        let held_received = held_sink.received();
+        if held_received.damaged > 0 {
+            bail!(
+                "the held message's next hop got a message that is not the one sent:\n{}",
+                held_received.first_damaged.unwrap_or_default()
+            );
+        }
+
+        let missing = self
+            .sink
+            .wait_for(&injected.acked, DELIVERY_TIMEOUT, || vm.closed());
+        let received = self.sink.received();
+        if !missing.is_empty() {
+            bail!(
+                "{} of the {} injected messages that got 250 before the power cut never reached \
+                 the sink: ids {:?}",
+                missing.len(),
+                injected.acked.len(),
+                &missing[..missing.len().min(30)]
+            );
+        }
+        let all_after = after_banner();
+        if received.damaged > 0 {
+            bail!(
+                "the sink got {} messages that are not ones sent, the first:\n{}",
+                received.damaged,
+                received.first_damaged.unwrap_or_default()
+            );
+        }
+        let stray: Vec<u64> = received
+            .counts
+            .keys()
+            .copied()
+            .filter(|&id| id >= injected.attempted)
+            .collect();
+        if !stray.is_empty() {
+            bail!("the sink got ids that were never sent: {stray:?}");
+        }
+        Ok(Delivered {
+            held_after,
+            all_after,
+            accepted: injected.acked.len(),
+            unacknowledged: received
+                .counts
+                .keys()
+                .filter(|id| !injected.acked.contains(id))
+                .count(),
+            duplicates: received.duplicates() + held_received.duplicates(),
+        })
+    }
+}
+
+/// The mail_logs lines about `mid`, through the CLI's `grep` over SSH: what explains a failure.
+fn mail_log_of(sh: &Shell, ssh_port: u16, login: &Login, mid: u64) -> String {
+    let command = format!("grep \"MID {mid}( |$)\" mail_logs");
+    match ssh(sh, ssh_port, &login.file, &command) {
+        Ok((_, said)) => said,
+        Err(e) => format!("(`{command}` over SSH failed: {e:#})"),
+    }
+}
+
 /// The first admin password the test gives the guest (fw_cfg), and the file QEMU reads it from.
-struct Login {
+pub(crate) struct Login {
     password: String,
-    file: std::path::PathBuf,
+    pub(crate) file: std::path::PathBuf,
 }
 
 impl Login {
     /// A new random password in `dir/qemu-test-admin-password` (0600, no newline).
-    fn provision(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn provision(dir: &Path) -> anyhow::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut random = [0u8; 12];
         fs::File::open("/dev/urandom")?.read_exact(&mut random)?;
@@ -526,7 +919,33 @@ fn ssh_checks(sh: &Shell, vm: &Vm, login: &Login, port: u16) -> anyhow::Result<(
 
 /// `ssh -p PORT admin@127.0.0.1 COMMAND` with the password in `password` (through sshpass):
 /// whether it succeeded, and what it printed.
-fn ssh(sh: &Shell, port: u16, password: &Path, command: &str) -> anyhow::Result<(bool, String)> {
+pub(crate) fn ssh(
+    sh: &Shell,
+    port: u16,
+    password: &Path,
+    command: &str,
+) -> anyhow::Result<(bool, String)> {
+    ssh_with(sh, port, password, Some(command), "")
+}
+
+/// `ssh -p PORT admin@127.0.0.1` without a command: a CLI session that reads `script`, one
+/// command a line (pending changes last for the session, so a commit takes them all).
+fn ssh_session(
+    sh: &Shell,
+    port: u16,
+    password: &Path,
+    script: &str,
+) -> anyhow::Result<(bool, String)> {
+    ssh_with(sh, port, password, None, script)
+}
+
+fn ssh_with(
+    sh: &Shell,
+    port: u16,
+    password: &Path,
+    command: Option<&str>,
+    input: &str,
+) -> anyhow::Result<(bool, String)> {
     let port = port.to_string();
     let output = cmd!(
         sh,
@@ -534,8 +953,9 @@ fn ssh(sh: &Shell, port: u16, password: &Path, command: &str) -> anyhow::Result<
             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
             -o PubkeyAuthentication=no -o PreferredAuthentications=password
             -o NumberOfPasswordPrompts=1 -o ConnectTimeout=30
-            admin@127.0.0.1 {command}"
+            admin@127.0.0.1 {command...}"
     )
+    .stdin(input)
     .ignore_status()
     .output()?;
     let said = format!(
@@ -548,7 +968,7 @@ fn ssh(sh: &Shell, port: u16, password: &Path, command: &str) -> anyhow::Result<
 
 /// Connects to the forwarded SSH port until the guest greets with `SSH-2.0-`: dropbear starts
 /// once Postern is ready (and has made its host keys, on the first boot).
-fn wait_for_ssh(vm: &Vm, port: u16) -> anyhow::Result<String> {
+pub(crate) fn wait_for_ssh(vm: &Vm, port: u16) -> anyhow::Result<String> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
@@ -611,7 +1031,7 @@ fn field(text: &str, name: &str) -> Option<String> {
 
 /// A running QEMU with its serial console on pipes: everything it prints is kept in memory and
 /// in the serial log.
-struct Vm {
+pub(crate) struct Vm {
     child: Child,
     stdin: ChildStdin,
     started: Instant,
@@ -632,7 +1052,7 @@ struct SerialBuffer {
 impl Vm {
     /// Starts QEMU on `disk`, with the first admin password in `password` given through
     /// fw_cfg; what the console prints is appended to `log` too.
-    fn start(
+    pub(crate) fn start(
         disk: &Path,
         forwards: &[Forward],
         password: Option<&Path>,
@@ -686,7 +1106,7 @@ impl Vm {
 
     /// Stops QEMU after `checks`; their result, unless they or the console found a fault. The
     /// last lines of the console explain a failure.
-    fn finish<T>(&mut self, checks: anyhow::Result<T>, log: &Path) -> anyhow::Result<T> {
+    pub(crate) fn finish<T>(&mut self, checks: anyhow::Result<T>, log: &Path) -> anyhow::Result<T> {
         self.stop();
         let faults = self.faults();
         let checks = checks.and_then(|value| {
@@ -780,7 +1200,7 @@ impl Vm {
     }
 
     /// QEMU's resident memory in bytes.
-    fn rss(&self) -> Option<u64> {
+    pub(crate) fn rss(&self) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let kb: u64 = field(&status, "VmRSS:")?
             .split_whitespace()
