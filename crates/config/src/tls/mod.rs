@@ -444,7 +444,9 @@ impl OtherClientTls {
 pub struct PeerCertificateChecks {
     /// FQDN validation: the host name is matched only against the certificate's
     /// subjectAltName DNS names, by the rules of RFC 6125 (a wildcard is the whole left-most
-    /// label); a subject common name is never taken for a host name.
+    /// label); a subject common name is never taken for a host name. rustls always matches so;
+    /// without this the legacy engine falls back to the common name of a certificate that has
+    /// no DNS names.
     pub fqdn: bool,
     /// X.509 validation: every trust anchor must be a CA certificate (RFC 5280: basic
     /// constraints with cA set, and keyCertSign when it has a key usage); a server certificate
