@@ -19,13 +19,40 @@ pub trait Console {
     fn is_terminal(&self) -> bool {
         false
     }
+    /// As `read_line` (or `read_secret` when `secret`), for a terminal where Ctrl-C gives up
+    /// the question: after the prompt, while no line is ready, `wait` is called with the
+    /// terminal. It returns whether a line is ready (false: interrupted), and then the read
+    /// ends in an [`io::ErrorKind::Interrupted`] error.
+    fn read_interruptible(
+        &mut self,
+        prompt: &str,
+        secret: bool,
+        _wait: &mut WaitForLine<'_>,
+    ) -> io::Result<Option<String>> {
+        if secret {
+            self.read_secret(prompt)
+        } else {
+            self.read_line(prompt)
+        }
+    }
+}
+
+/// Waits until the terminal has a line to read (true) or Ctrl-C is pressed (false).
+pub type WaitForLine<'a> = dyn FnMut(BorrowedFd<'_>) -> io::Result<bool> + 'a;
+
+/// The error of a read that Ctrl-C gave up.
+pub fn interrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "interrupted (Ctrl-C)")
 }
 
 /// Standard input and output. When input is not a terminal each line read is echoed after its
 /// prompt, so the output of a script reads like the session it was.
 #[derive(Debug)]
 pub struct StdConsole {
-    stdin: io::StdinLock<'static>,
+    /// Our own buffer, so that a line typed ahead (already read, not yet used) is known: it is
+    /// ready without waiting. It is larger than the buffer of `Stdin` itself, which reads of
+    /// this size bypass, so no line waits unseen there.
+    stdin: io::BufReader<io::Stdin>,
     stdout: io::Stdout,
     echo: bool,
 }
@@ -35,7 +62,7 @@ impl StdConsole {
         let stdin = io::stdin();
         let echo = !stdin.is_terminal();
         Self {
-            stdin: stdin.lock(),
+            stdin: io::BufReader::with_capacity(64 * 1024, stdin),
             stdout: io::stdout(),
             echo,
         }
@@ -48,10 +75,28 @@ impl Default for StdConsole {
     }
 }
 
-impl Console for StdConsole {
-    fn read_line(&mut self, prompt: &str) -> io::Result<Option<String>> {
+impl StdConsole {
+    /// Shows `prompt`; with `wait`, waits for a whole line on the terminal or a Ctrl-C.
+    fn prompt_and_wait(
+        &mut self,
+        prompt: &str,
+        wait: Option<&mut WaitForLine<'_>>,
+    ) -> io::Result<()> {
         write!(self.stdout, "{prompt}")?;
         self.stdout.flush()?;
+        // A line already read into the buffer (typed ahead) is ready without waiting.
+        if let Some(wait) = wait
+            && self.stdin.buffer().is_empty()
+            && !wait(io::stdin().as_fd())?
+        {
+            // The terminal dropped what was typed; the next output starts on a new line.
+            writeln!(self.stdout)?;
+            return Err(interrupted());
+        }
+        Ok(())
+    }
+
+    fn line_after_prompt(&mut self) -> io::Result<Option<String>> {
         let mut line = String::new();
         if self.stdin.read_line(&mut line)? == 0 {
             if self.echo {
@@ -66,7 +111,11 @@ impl Console for StdConsole {
         Ok(Some(line))
     }
 
-    fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
+    fn secret(
+        &mut self,
+        prompt: &str,
+        wait: Option<&mut WaitForLine<'_>>,
+    ) -> io::Result<Option<String>> {
         // Off before the prompt shows: what is typed as soon as it shows is not echoed either.
         let stdin = io::stdin();
         let _quiet = if self.echo {
@@ -74,8 +123,7 @@ impl Console for StdConsole {
         } else {
             Some(EchoOff::new(stdin.as_fd())?)
         };
-        write!(self.stdout, "{prompt}")?;
-        self.stdout.flush()?;
+        self.prompt_and_wait(prompt, wait)?;
         let mut line = String::new();
         let read = self.stdin.read_line(&mut line)?;
         // The Enter that ended the line was not echoed either.
@@ -84,6 +132,31 @@ impl Console for StdConsole {
             return Ok(None);
         }
         Ok(Some(line.trim_end_matches(['\n', '\r']).to_owned()))
+    }
+}
+
+impl Console for StdConsole {
+    fn read_line(&mut self, prompt: &str) -> io::Result<Option<String>> {
+        self.prompt_and_wait(prompt, None)?;
+        self.line_after_prompt()
+    }
+
+    fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
+        self.secret(prompt, None)
+    }
+
+    fn read_interruptible(
+        &mut self,
+        prompt: &str,
+        secret: bool,
+        wait: &mut WaitForLine<'_>,
+    ) -> io::Result<Option<String>> {
+        if secret {
+            self.secret(prompt, Some(wait))
+        } else {
+            self.prompt_and_wait(prompt, Some(wait))?;
+            self.line_after_prompt()
+        }
     }
 
     fn out(&mut self) -> &mut dyn Write {
