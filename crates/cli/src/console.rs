@@ -5,6 +5,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 
+use crate::pager::Pager;
+
 /// The two ends of a CLI session.
 pub trait Console {
     /// Shows `prompt` and reads one line without its line ending; `None` at end of input.
@@ -19,6 +21,8 @@ pub trait Console {
     fn is_terminal(&self) -> bool {
         false
     }
+    /// Pages long output on a terminal (on by default there), or not (`tail` following a log).
+    fn set_paging(&mut self, _on: bool) {}
     /// As `read_line` (or `read_secret` when `secret`), for a terminal where Ctrl-C gives up
     /// the question: after the prompt, while no line is ready, `wait` is called with the
     /// terminal. It returns whether a line is ready (false: interrupted), and then the read
@@ -53,7 +57,7 @@ pub struct StdConsole {
     /// ready without waiting. It is larger than the buffer of `Stdin` itself, which reads of
     /// this size bypass, so no line waits unseen there.
     stdin: io::BufReader<io::Stdin>,
-    stdout: io::Stdout,
+    stdout: Pager,
     echo: bool,
 }
 
@@ -63,7 +67,7 @@ impl StdConsole {
         let echo = !stdin.is_terminal();
         Self {
             stdin: io::BufReader::with_capacity(64 * 1024, stdin),
-            stdout: io::stdout(),
+            stdout: Pager::new(!echo),
             echo,
         }
     }
@@ -82,6 +86,7 @@ impl StdConsole {
         prompt: &str,
         wait: Option<&mut WaitForLine<'_>>,
     ) -> io::Result<()> {
+        self.stdout.input_begins();
         write!(self.stdout, "{prompt}")?;
         self.stdout.flush()?;
         // A line already read into the buffer (typed ahead) is ready without waiting.
@@ -165,6 +170,10 @@ impl Console for StdConsole {
 
     fn is_terminal(&self) -> bool {
         !self.echo
+    }
+
+    fn set_paging(&mut self, on: bool) {
+        self.stdout.set_paging(on);
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::runtime::Runtime;
 
 use crate::commands::{self, CommandError};
 use crate::console::Console;
+use crate::pager::is_listing_stopped;
 
 /// Why a session could not begin.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +128,12 @@ impl<C: Console> Session<C> {
         let before = self.pending.clone();
         match commands::dispatch(self, name, rest.trim()) {
             Ok(()) => Ok(true),
+            // `q` at the pager: the rest of the output is not wanted, and a dialog whose
+            // output it was is left as with Ctrl-C, quietly.
+            Err(CommandError::Io(e)) if is_listing_stopped(&e) => {
+                self.pending = before;
+                Ok(true)
+            }
             Err(CommandError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {
                 let dropped = self.pending != before;
                 self.pending = before;

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Captured, Gateway, POSTERN, TIMEOUT, cli_c, wait_or_kill};
+use common::{Captured, Gateway, POSTERN, TIMEOUT, cli, cli_c, wait_or_kill};
 
 const PROMPT: &str = "mail.example.com> ";
 const PENDING_PROMPT: &str = "mail.example.com (uncommitted changes)> ";
 const CTRL_C: &str = "\x03";
 const CTRL_D: &str = "\x04";
+const MORE: &str = "-Press Any Key For More-";
 
 /// `postern cli` on a pseudo-terminal of `rows` lines. What it prints comes back with the
 /// terminal's line endings (`\r\n`) and the terminal's echo of what is typed.
@@ -184,4 +185,53 @@ fn ctrl_c_leaves_a_dialog_without_its_changes_and_never_ends_the_session() {
                 .contains("Outbound SMTP method: tlsv1_1tlsv1_2\n"),
         "{committed:?}"
     );
+}
+
+/// Long output waits for a key after each screenful of a terminal, with the line typed on top;
+/// `q` stops the listing and the session goes on. Output that fits, or that goes to a script,
+/// is never held up.
+#[test]
+fn long_output_pages_on_a_terminal_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    // 10 rows: the line typed, 8 lines, the question; then 9 lines and the question.
+    let mut terminal = Terminal::open(data, 10);
+    terminal.expect(PROMPT);
+    terminal.type_keys("help\n");
+    let first = terminal.expect(MORE);
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines.len(), 10, "{first}");
+    assert_eq!(lines[1], "Commands:", "{first}");
+    assert!(lines[8].starts_with("findevent "), "{first}");
+    terminal.type_keys(" ");
+    let second = terminal.expect(MORE);
+    assert!(
+        second.contains("grep ") && second.contains("status "),
+        "{second}"
+    );
+    assert!(!second.contains("tail "), "{second}");
+    terminal.type_keys("q");
+    let rest = terminal.expect(PROMPT);
+    assert!(
+        !rest.contains("tail ") && !rest.contains("version "),
+        "{rest}"
+    );
+    terminal.type_keys("version\n");
+    let version = terminal.expect(PROMPT);
+    assert!(version.contains("Postern"), "{version}");
+    assert!(!version.contains(MORE), "{version}");
+
+    // A terminal tall enough: no question.
+    let mut tall = Terminal::open(data, 60);
+    tall.expect(PROMPT);
+    tall.type_keys("help\n");
+    let all = tall.expect(PROMPT);
+    assert!(all.contains("version ") && !all.contains(MORE), "{all}");
+
+    // A script is never held up.
+    let (ok, out) = cli(data, "help\nhelp\nhelp\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("version ") && !out.contains(MORE), "{out}");
 }
