@@ -924,3 +924,30 @@ fn delivernow_retries_deferred_mail_at_once() {
     let refused = cli_c(data, "delivernow not/a/domain");
     assert!(!refused.status.success(), "{refused:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// reboot, shutdown
+
+/// On a host (process 1 is not the appliance's BusyBox init) `reboot` and `shutdown` refuse
+/// before asking anything, even with a `y` waiting, and the gateway runs on.
+#[test]
+fn reboot_and_shutdown_refuse_on_a_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+    for command in ["reboot", "shutdown"] {
+        let (ok, out) = cli(data, &format!("{command}\ny\n"));
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains(&format!(
+                "{command} is only available on the appliance: process 1 here"
+            )) && out.contains("This machine is not rebooted or shut down from the CLI."),
+            "{out}"
+        );
+        assert!(!out.contains("Are you sure"), "{out}");
+        let help = cli_c(data, &format!("help {command}"));
+        assert!(help.stdout.contains("on the appliance only"), "{help:?}");
+    }
+    let status = cli_c(data, "version");
+    assert!(status.ok(), "{status:?}");
+}

@@ -7,6 +7,7 @@ mod destconfig;
 mod dialog;
 mod listenerconfig;
 mod logs;
+mod power;
 mod smtproutes;
 mod sslconfig;
 mod status;
@@ -146,9 +147,25 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: &["quit", "exit"],
     },
     CommandInfo {
+        name: "reboot",
+        summary: "Restart the appliance (asks for confirmation).",
+        usage: &[
+            "reboot",
+            "  on the appliance only; uncommitted changes of this session are lost",
+        ],
+    },
+    CommandInfo {
         name: "rollbackconfig",
         summary: "Go back to one of the last 10 committed configurations.",
         usage: &["rollbackconfig", "rollbackconfig <generation>"],
+    },
+    CommandInfo {
+        name: "shutdown",
+        summary: "Power off the appliance (asks for confirmation).",
+        usage: &[
+            "shutdown",
+            "  on the appliance only; uncommitted changes of this session are lost",
+        ],
     },
     CommandInfo {
         name: "smtproutes",
@@ -268,6 +285,8 @@ pub(crate) fn dispatch<C: Console>(
         "passwd" | "password" => users::passwd(session, args),
         "tlsverify" => tlsverify::tlsverify(session, args),
         "delivernow" => delivernow::delivernow(session, args),
+        "reboot" => power::power(session, power::Power::Reboot, args),
+        "shutdown" => power::power(session, power::Power::Shutdown, args),
         _ => Err(CommandError::Refused(unknown(name))),
     }
 }
@@ -362,7 +381,7 @@ mod tests {
             assert_eq!(nearest(typed), Some(meant), "{typed}");
         }
         // Too short, too far, or the beginning of two commands.
-        for typed in ["ls", "xyzzy", "reboot", "com", "c"] {
+        for typed in ["ls", "xyzzy", "halt", "com", "c"] {
             assert_eq!(nearest(typed), None, "{typed}");
         }
         assert_eq!(
