@@ -168,6 +168,18 @@ fn ctrl_c_leaves_a_dialog_without_its_changes_and_never_ends_the_session() {
     terminal.type_keys(CTRL_C);
     terminal.expect(PENDING_PROMPT);
 
+    // At a password question (not echoed): left, and the terminal echoes again after it.
+    terminal.type_keys("passwd\n");
+    terminal.expect("Old password: ");
+    terminal.type_keys("secret-typed");
+    terminal.type_keys(CTRL_C);
+    let left = terminal.expect("Interrupted: passwd was left; nothing was changed.\n");
+    assert!(!left.contains("secret-typed"), "{left}");
+    terminal.expect(PENDING_PROMPT);
+    terminal.type_keys("version\n");
+    terminal.expect("version\n");
+    terminal.expect(PENDING_PROMPT);
+
     // Ctrl-D at the prompt ends the session, discarding what is pending, as before.
     terminal.type_keys(CTRL_D);
     let (status, rest) = terminal.wait_end();
@@ -207,11 +219,17 @@ fn long_output_pages_on_a_terminal_only() {
     assert!(lines[8].starts_with("findevent "), "{first}");
     terminal.type_keys(" ");
     let second = terminal.expect(MORE);
+    // The question was wiped (`\r`, spaces, `\r`); 9 lines, then the question again.
+    let lines: Vec<&str> = second.lines().collect();
+    assert_eq!(lines.len(), 10, "{second}");
     assert!(
-        second.contains("grep ") && second.contains("status "),
+        lines[0].ends_with(
+            "\rgrep            Show the lines of a log that match a regular expression."
+        ),
         "{second}"
     );
-    assert!(!second.contains("tail "), "{second}");
+    assert!(lines[8].starts_with("smtproutes "), "{second}");
+    assert!(!second.contains("sslconfig "), "{second}");
     terminal.type_keys("q");
     let rest = terminal.expect(PROMPT);
     assert!(
