@@ -36,4 +36,4 @@ pub use tls::{
     CipherString, PeerCertificateChecks, ProtocolRange, SelectionError, ServiceTls, TlsService,
     TlsSettings, TlsVersion,
 };
-pub use users::{AdminUser, PasswordHash, Role, UserName};
+pub use users::{AdminUser, LoginHash, PasswordHash, Role, UserName};

@@ -31,7 +31,8 @@ pub const KEEP_GENERATIONS: usize = 10;
 ///
 /// - 1: the first.
 /// - 2: `tls.peer_certificates` (sslconfig PEER_CERT_FQDN and PEER_CERT_X509).
-pub const SCHEMA: u16 = 2;
+/// - 3: `users.*.login_password` (the console and SSH login password).
+pub const SCHEMA: u16 = 3;
 
 const MAGIC: &[u8; 8] = b"PSTNCFG\0";
 const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 4;
@@ -427,6 +428,7 @@ fn read_generation(path: &Path) -> Result<Generation, String> {
     }
     let decoded = match schema {
         1 => postcard::from_bytes::<older::GenerationV1>(payload).map(Generation::from),
+        2 => postcard::from_bytes::<older::GenerationV2>(payload).map(Generation::from),
         _ => postcard::from_bytes(payload),
     };
     decoded.map_err(|e| format!("cannot decode: {e}"))

@@ -10,9 +10,9 @@ use crate::certs::CertificateSettings;
 use crate::mail::DeliverySettings;
 use crate::model::{Config, Listeners, SystemSettings};
 use crate::tls::{OtherClientTls, PeerCertificateChecks, ServiceTls, TlsSettings};
-use crate::users::{AdminUser, UserName};
+use crate::users::{AdminUser, PasswordHash, Role, UserName};
 
-/// Schema 1: before `tls.peer_certificates`.
+/// Schema 1: before `tls.peer_certificates` and `users.*.login_password`.
 #[derive(Deserialize)]
 pub(super) struct GenerationV1 {
     commit: Commit,
@@ -26,7 +26,7 @@ struct ConfigV1 {
     listeners: Listeners,
     delivery: DeliverySettings,
     certificates: CertificateSettings,
-    users: BTreeMap<UserName, AdminUser>,
+    users: BTreeMap<UserName, AdminUserV2>,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +37,47 @@ struct TlsSettingsV1 {
     other_client: OtherClientTls,
 }
 
+/// Schema 2: before `users.*.login_password`.
+#[derive(Deserialize)]
+pub(super) struct GenerationV2 {
+    commit: Commit,
+    config: ConfigV2,
+}
+
+#[derive(Deserialize)]
+struct ConfigV2 {
+    system: SystemSettings,
+    tls: TlsSettings,
+    listeners: Listeners,
+    delivery: DeliverySettings,
+    certificates: CertificateSettings,
+    users: BTreeMap<UserName, AdminUserV2>,
+}
+
+/// A user of schemas 1 and 2.
+#[derive(Deserialize)]
+struct AdminUserV2 {
+    full_name: String,
+    role: Role,
+    password: PasswordHash,
+}
+
+impl From<AdminUserV2> for AdminUser {
+    fn from(old: AdminUserV2) -> Self {
+        Self {
+            full_name: old.full_name,
+            role: old.role,
+            password: old.password,
+            // The password itself is not known: the system login stays as it was.
+            login_password: None,
+        }
+    }
+}
+
+fn users(old: BTreeMap<UserName, AdminUserV2>) -> BTreeMap<UserName, AdminUser> {
+    old.into_iter().map(|(name, u)| (name, u.into())).collect()
+}
+
 impl From<GenerationV1> for Generation {
     fn from(old: GenerationV1) -> Self {
         let ConfigV1 {
@@ -45,11 +86,11 @@ impl From<GenerationV1> for Generation {
             listeners,
             delivery,
             certificates,
-            users,
+            users: old_users,
         } = old.config;
-        Self {
+        Self::from(GenerationV2 {
             commit: old.commit,
-            config: Config {
+            config: ConfigV2 {
                 system,
                 tls: TlsSettings {
                     gui_https: tls.gui_https,
@@ -62,7 +103,31 @@ impl From<GenerationV1> for Generation {
                 listeners,
                 delivery,
                 certificates,
-                users,
+                users: old_users,
+            },
+        })
+    }
+}
+
+impl From<GenerationV2> for Generation {
+    fn from(old: GenerationV2) -> Self {
+        let ConfigV2 {
+            system,
+            tls,
+            listeners,
+            delivery,
+            certificates,
+            users: old_users,
+        } = old.config;
+        Self {
+            commit: old.commit,
+            config: Config {
+                system,
+                tls,
+                listeners,
+                delivery,
+                certificates,
+                users: users(old_users),
             },
         }
     }
