@@ -5,6 +5,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 
+use crate::pager::Pager;
+
 /// The two ends of a CLI session.
 pub trait Console {
     /// Shows `prompt` and reads one line without its line ending; `None` at end of input.
@@ -19,14 +21,43 @@ pub trait Console {
     fn is_terminal(&self) -> bool {
         false
     }
+    /// Pages long output on a terminal (on by default there), or not (`tail` following a log).
+    fn set_paging(&mut self, _on: bool) {}
+    /// As `read_line` (or `read_secret` when `secret`), for a terminal where Ctrl-C gives up
+    /// the question: after the prompt, while no line is ready, `wait` is called with the
+    /// terminal. It returns whether a line is ready (false: interrupted), and then the read
+    /// ends in an [`io::ErrorKind::Interrupted`] error.
+    fn read_interruptible(
+        &mut self,
+        prompt: &str,
+        secret: bool,
+        _wait: &mut WaitForLine<'_>,
+    ) -> io::Result<Option<String>> {
+        if secret {
+            self.read_secret(prompt)
+        } else {
+            self.read_line(prompt)
+        }
+    }
+}
+
+/// Waits until the terminal has a line to read (true) or Ctrl-C is pressed (false).
+pub type WaitForLine<'a> = dyn FnMut(BorrowedFd<'_>) -> io::Result<bool> + 'a;
+
+/// The error of a read that Ctrl-C gave up.
+pub fn interrupted() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "interrupted (Ctrl-C)")
 }
 
 /// Standard input and output. When input is not a terminal each line read is echoed after its
 /// prompt, so the output of a script reads like the session it was.
 #[derive(Debug)]
 pub struct StdConsole {
-    stdin: io::StdinLock<'static>,
-    stdout: io::Stdout,
+    /// Our own buffer, so that a line typed ahead (already read, not yet used) is known: it is
+    /// ready without waiting. It is larger than the buffer of `Stdin` itself, which reads of
+    /// this size bypass, so no line waits unseen there.
+    stdin: io::BufReader<io::Stdin>,
+    stdout: Pager,
     echo: bool,
 }
 
@@ -35,8 +66,8 @@ impl StdConsole {
         let stdin = io::stdin();
         let echo = !stdin.is_terminal();
         Self {
-            stdin: stdin.lock(),
-            stdout: io::stdout(),
+            stdin: io::BufReader::with_capacity(64 * 1024, stdin),
+            stdout: Pager::new(!echo),
             echo,
         }
     }
@@ -48,10 +79,29 @@ impl Default for StdConsole {
     }
 }
 
-impl Console for StdConsole {
-    fn read_line(&mut self, prompt: &str) -> io::Result<Option<String>> {
+impl StdConsole {
+    /// Shows `prompt`; with `wait`, waits for a whole line on the terminal or a Ctrl-C.
+    fn prompt_and_wait(
+        &mut self,
+        prompt: &str,
+        wait: Option<&mut WaitForLine<'_>>,
+    ) -> io::Result<()> {
+        self.stdout.input_begins();
         write!(self.stdout, "{prompt}")?;
         self.stdout.flush()?;
+        // A line already read into the buffer (typed ahead) is ready without waiting.
+        if let Some(wait) = wait
+            && self.stdin.buffer().is_empty()
+            && !wait(io::stdin().as_fd())?
+        {
+            // The terminal dropped what was typed; the next output starts on a new line.
+            writeln!(self.stdout)?;
+            return Err(interrupted());
+        }
+        Ok(())
+    }
+
+    fn line_after_prompt(&mut self) -> io::Result<Option<String>> {
         let mut line = String::new();
         if self.stdin.read_line(&mut line)? == 0 {
             if self.echo {
@@ -66,7 +116,11 @@ impl Console for StdConsole {
         Ok(Some(line))
     }
 
-    fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
+    fn secret(
+        &mut self,
+        prompt: &str,
+        wait: Option<&mut WaitForLine<'_>>,
+    ) -> io::Result<Option<String>> {
         // Off before the prompt shows: what is typed as soon as it shows is not echoed either.
         let stdin = io::stdin();
         let _quiet = if self.echo {
@@ -74,8 +128,7 @@ impl Console for StdConsole {
         } else {
             Some(EchoOff::new(stdin.as_fd())?)
         };
-        write!(self.stdout, "{prompt}")?;
-        self.stdout.flush()?;
+        self.prompt_and_wait(prompt, wait)?;
         let mut line = String::new();
         let read = self.stdin.read_line(&mut line)?;
         // The Enter that ended the line was not echoed either.
@@ -85,6 +138,31 @@ impl Console for StdConsole {
         }
         Ok(Some(line.trim_end_matches(['\n', '\r']).to_owned()))
     }
+}
+
+impl Console for StdConsole {
+    fn read_line(&mut self, prompt: &str) -> io::Result<Option<String>> {
+        self.prompt_and_wait(prompt, None)?;
+        self.line_after_prompt()
+    }
+
+    fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
+        self.secret(prompt, None)
+    }
+
+    fn read_interruptible(
+        &mut self,
+        prompt: &str,
+        secret: bool,
+        wait: &mut WaitForLine<'_>,
+    ) -> io::Result<Option<String>> {
+        if secret {
+            self.secret(prompt, Some(wait))
+        } else {
+            self.prompt_and_wait(prompt, Some(wait))?;
+            self.line_after_prompt()
+        }
+    }
 
     fn out(&mut self) -> &mut dyn Write {
         &mut self.stdout
@@ -92,6 +170,10 @@ impl Console for StdConsole {
 
     fn is_terminal(&self) -> bool {
         !self.echo
+    }
+
+    fn set_paging(&mut self, on: bool) {
+        self.stdout.set_paging(on);
     }
 }
 

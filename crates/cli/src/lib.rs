@@ -6,6 +6,7 @@
 //!
 //! - [`console`]: where lines come from and go to. On a terminal the administrator types; from a
 //!   pipe, commands and dialog answers are read line by line in one session.
+//! - [`pager`]: long output a screenful at a time on a terminal (`-Press Any Key For More-`).
 //! - [`session`]: one administrator session: the connection to the supervisor, the generation
 //!   the pending changes started from, the pending configuration, the command loop.
 //! - [`commands`]: the command table (`help` reads it) and one module per group of commands.
@@ -13,6 +14,7 @@
 pub mod accounts;
 pub mod commands;
 pub mod console;
+pub mod pager;
 pub mod session;
 
 pub use console::{Console, StdConsole};

@@ -3,14 +3,18 @@
 //! it answered; secrets only as having been entered.
 
 use std::io::{self, Write};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use postern_config::{Config, Generation, Role, UserName};
 use postern_control::{Client, ClientError};
 use tokio::runtime::Runtime;
 
 use crate::commands::{self, CommandError};
 use crate::console::Console;
+use crate::pager::is_listing_stopped;
 
 /// Why a session could not begin.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +42,9 @@ pub struct Session<C: Console> {
     /// The committed generation the pending changes started from (the merge base at commit).
     pub(crate) base: Generation,
     pub(crate) pending: Option<Config>,
-    /// On a terminal, Ctrl-C (SIGINT): it stops `tail` following a log, and nowhere does it end
-    /// the session and lose its pending changes (at a prompt the terminal drops the line typed).
+    /// On a terminal, Ctrl-C (SIGINT): it stops `tail` following a log, leaves a dialog
+    /// without the changes made in it, gives a new prompt at the command prompt, and nowhere
+    /// ends the session.
     pub(crate) interrupt: Option<tokio::signal::unix::Signal>,
 }
 
@@ -83,8 +88,12 @@ impl<C: Console> Session<C> {
         let mut all_ok = true;
         loop {
             let prompt = self.prompt();
-            let Some(line) = self.read_line(None, &prompt)? else {
-                break;
+            let line = match self.read_line(None, &prompt) {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                // Ctrl-C at the prompt: a new prompt, as a shell gives.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             };
             let line = line.trim();
             if line.is_empty() {
@@ -114,8 +123,28 @@ impl<C: Console> Session<C> {
 
     fn execute(&mut self, line: &str) -> io::Result<bool> {
         let (name, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        // What was pending before the command: a dialog left with Ctrl-C keeps none of its
+        // changes, including those it had staged before the question it was left at.
+        let before = self.pending.clone();
         match commands::dispatch(self, name, rest.trim()) {
             Ok(()) => Ok(true),
+            // `q` at the pager: the rest of the output is not wanted, and a dialog whose
+            // output it was is left as with Ctrl-C, quietly.
+            Err(CommandError::Io(e)) if is_listing_stopped(&e) => {
+                self.pending = before;
+                Ok(true)
+            }
+            Err(CommandError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {
+                let dropped = self.pending != before;
+                self.pending = before;
+                let what = if dropped {
+                    "the changes made in it were dropped"
+                } else {
+                    "nothing was changed"
+                };
+                writeln!(self.out(), "Interrupted: {name} was left; {what}.")?;
+                Ok(false)
+            }
             Err(CommandError::Io(e)) => Err(e),
             Err(e) => {
                 writeln!(self.out(), "{e}")?;
@@ -212,7 +241,7 @@ impl<C: Console> Session<C> {
         question: Option<&str>,
         prompt: &str,
     ) -> io::Result<Option<String>> {
-        let line = self.console.read_line(prompt)?;
+        let line = self.read_from_console(prompt, false)?;
         if let Some(line) = &line {
             match question {
                 Some(question) => self.audit(Some(line), &format!("{question}\n{prompt}")),
@@ -225,11 +254,36 @@ impl<C: Console> Session<C> {
     /// Reads a secret (a password) after `prompt`: not echoed, and in `cli_logs` only as a
     /// secret that was entered.
     pub(crate) fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
-        let secret = self.console.read_secret(prompt)?;
+        let secret = self.read_from_console(prompt, true)?;
         if secret.is_some() {
             self.audit(None, prompt);
         }
         Ok(secret)
+    }
+
+    /// A line from the console; on a terminal Ctrl-C gives up the read with an
+    /// [`io::ErrorKind::Interrupted`] error.
+    fn read_from_console(&mut self, prompt: &str, secret: bool) -> io::Result<Option<String>> {
+        let Some(interrupt) = self.interrupt.as_mut() else {
+            return if secret {
+                self.console.read_secret(prompt)
+            } else {
+                self.console.read_line(prompt)
+            };
+        };
+        let runtime = &self.runtime;
+        // A Ctrl-C pressed while a command ran, before this question shows, is not an answer
+        // to it.
+        runtime.block_on(async {
+            while tokio::time::timeout(Duration::ZERO, interrupt.recv())
+                .await
+                .is_ok()
+            {}
+        });
+        self.console
+            .read_interruptible(prompt, secret, &mut |terminal| {
+                line_or_interrupt(runtime, interrupt, terminal)
+            })
     }
 
     /// Writes to `cli_logs` that the user entered `entered` (`None`: a secret, logged only as
@@ -253,4 +307,33 @@ impl<C: Console> Session<C> {
             }
         }
     }
+}
+
+/// How often a terminal is looked at for a line while Ctrl-C is awaited too.
+const INPUT_TICK: Duration = Duration::from_millis(50);
+
+/// Waits until `terminal` has a whole line to read (true) or Ctrl-C is pressed (false).
+fn line_or_interrupt(
+    runtime: &Runtime,
+    interrupt: &mut tokio::signal::unix::Signal,
+    terminal: BorrowedFd<'_>,
+) -> io::Result<bool> {
+    runtime.block_on(async {
+        // A terminal in canonical mode is readable once a whole line (or the end) is typed.
+        // Looked at every tick rather than waited on: a wait would need the terminal
+        // registered with the runtime, which takes unsafe code.
+        loop {
+            let mut fds = [PollFd::new(terminal, PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(0) => {}
+                Ok(_) => return Ok(true),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+            tokio::select! {
+                _ = interrupt.recv() => return Ok(false),
+                () = tokio::time::sleep(INPUT_TICK) => {}
+            }
+        }
+    })
 }

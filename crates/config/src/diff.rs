@@ -40,7 +40,7 @@ impl std::fmt::Display for Change {
 }
 
 /// Field names whose values are secrets and never appear in a summary.
-const SECRETS: &[&str] = &["password", "key_pem", "chain_pem"];
+const SECRETS: &[&str] = &["password", "login_password", "key_pem", "chain_pem"];
 
 /// The settings that differ from `old` to `new`, in a stable order.
 pub fn changes(old: &Config, new: &Config) -> Vec<Change> {

@@ -33,6 +33,7 @@ pub use mail::{
 pub use model::{Config, ConfigError, FactoryListeners, Hostname, ListenerName, SmtpListener};
 pub use store::{Commit, Generation, Store, StoreError, StoreWarning};
 pub use tls::{
-    CipherString, ProtocolRange, SelectionError, ServiceTls, TlsService, TlsSettings, TlsVersion,
+    CipherString, PeerCertificateChecks, ProtocolRange, SelectionError, ServiceTls, TlsService,
+    TlsSettings, TlsVersion,
 };
-pub use users::{AdminUser, PasswordHash, Role, UserName};
+pub use users::{AdminUser, LoginHash, PasswordHash, Role, UserName};

@@ -108,6 +108,7 @@ impl Config {
             full_name: "Administrator".to_owned(),
             role: Role::Administrator,
             password: admin,
+            login_password: None,
         };
         Self {
             system: SystemSettings { hostname },

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use postern_cli::{Session, StdConsole};
-use postern_config::{Config, FactoryListeners, Hostname, PasswordHash};
+use postern_config::{Config, FactoryListeners, Hostname, LoginHash, PasswordHash};
 use postern_supervisor::{Backoff, Readiness, ServiceSpec, Supervisor, SupervisorOptions};
 
 /// Exit code for a configuration that is refused before anything starts (sysexits EX_USAGE).
@@ -185,7 +185,12 @@ impl Factory {
         // The password was checked for length above, and hashing cannot otherwise fail;
         // should it, nobody could log in, which is worse than stopping here.
         let hash = PasswordHash::new(&self.password).expect("hashing a checked password");
-        Config::factory(self.hostname, self.listeners, hash)
+        let login = LoginHash::new(&self.password).expect("hashing a checked password");
+        let mut config = Config::factory(self.hostname, self.listeners, hash);
+        for admin in config.users.values_mut() {
+            admin.login_password = Some(login.clone());
+        }
+        config
     }
 }
 

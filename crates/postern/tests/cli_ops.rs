@@ -562,7 +562,10 @@ fn accounts_are_added_and_deleted_and_passwords_are_neither_shown_nor_logged() {
     );
     let detail = ok_output(data, "commitdetail");
     assert!(detail.contains("users.ops: added "), "{detail}");
-    assert!(!detail.contains("argon2"), "{detail}");
+    assert!(
+        !detail.contains("argon2") && !detail.contains("$6$"),
+        "{detail}"
+    );
 
     // The dialog, for an administrator.
     let (ok, out) = cli(
@@ -923,4 +926,121 @@ fn delivernow_retries_deferred_mail_at_once() {
 
     let refused = cli_c(data, "delivernow not/a/domain");
     assert!(!refused.status.success(), "{refused:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The system logins (DATA/run/shadow)
+
+/// The hash of `name` in DATA/run/shadow, once `wanted` accepts it (within `TIMEOUT`): the
+/// supervisor writes the file after the commit has answered.
+fn shadow_hash(data: &Path, name: &str, wanted: impl Fn(Option<&str>) -> bool) -> Option<String> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(data.join("run/shadow")).unwrap_or_default();
+        let hash = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|rest| rest.split(':').next())
+            .map(str::to_owned);
+        if wanted(hash.as_deref()) {
+            return hash;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DATA/run/shadow did not get the {name} line wanted within {TIMEOUT:?}:\n{text}"
+        );
+        thread::sleep(POLL);
+    }
+}
+
+/// Whether `hash` is the SHA-512 crypt of `password` as OpenSSL computes it (`openssl passwd
+/// -6`, the algorithm of glibc's crypt that BusyBox login and dropbear use).
+fn crypt_of(hash: Option<&str>, password: &str) -> bool {
+    let Some(salt) = hash
+        .and_then(|h| h.strip_prefix("$6$"))
+        .and_then(|h| h.split('$').next())
+    else {
+        return false;
+    };
+    let out = std::process::Command::new("openssl")
+        .args(["passwd", "-6", "-salt", salt, password])
+        .output()
+        .expect("openssl passwd (Debian package openssl)");
+    String::from_utf8_lossy(&out.stdout).trim() == hash.unwrap_or_default()
+}
+
+/// The console and SSH logins follow the committed users: the first start's password, a new
+/// user, a changed password, a deleted user; the system accounts stay locked.
+#[test]
+fn the_system_logins_follow_the_committed_passwords() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let gateway = Gateway::start(data, &[]);
+    let first = gateway.admin_password();
+
+    let shadow = data.join("run/shadow");
+    let mode = std::fs::metadata(&shadow)
+        .expect("DATA/run/shadow")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&shadow).expect("DATA/run/shadow");
+    for system in ["root", "postern", "nobody"] {
+        assert!(text.contains(&format!("{system}:!:")), "{text}");
+    }
+    shadow_hash(data, "admin", |h| crypt_of(h, &first));
+
+    let (ok, out) = cli(
+        data,
+        "userconfig new ops operator\nops-secret-1\nops-secret-1\ncommit ops\n",
+    );
+    assert!(ok, "{out}");
+    shadow_hash(data, "ops", |h| crypt_of(h, "ops-secret-1"));
+
+    let changed = cli_as(
+        data,
+        "ops",
+        "passwd\nops-secret-1\nops-secret-2\nops-secret-2\n",
+    );
+    assert!(changed.ok(), "{changed:?}");
+    let hash = shadow_hash(data, "ops", |h| crypt_of(h, "ops-secret-2"));
+    assert!(!crypt_of(hash.as_deref(), "ops-secret-1"));
+    shadow_hash(data, "admin", |h| crypt_of(h, &first));
+
+    let (ok, out) = cli(data, "userconfig delete ops\ncommit no more ops\n");
+    assert!(ok, "{out}");
+    shadow_hash(data, "ops", |h| h.is_none());
+    assert!(
+        system_logs(data).contains("System login passwords written to "),
+        "{}",
+        system_logs(data)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// reboot, shutdown
+
+/// On a host (process 1 is not the appliance's BusyBox init) `reboot` and `shutdown` refuse
+/// before asking anything, even with a `y` waiting, and the gateway runs on.
+#[test]
+fn reboot_and_shutdown_refuse_on_a_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+    for command in ["reboot", "shutdown"] {
+        let (ok, out) = cli(data, &format!("{command}\ny\n"));
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains(&format!(
+                "{command} is only available on the appliance: process 1 here"
+            )) && out.contains("This machine is not rebooted or shut down from the CLI."),
+            "{out}"
+        );
+        assert!(!out.contains("Are you sure"), "{out}");
+        let help = cli_c(data, &format!("help {command}"));
+        assert!(help.stdout.contains("on the appliance only"), "{help:?}");
+    }
+    let status = cli_c(data, "version");
+    assert!(status.ok(), "{status:?}");
 }

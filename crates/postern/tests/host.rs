@@ -391,6 +391,96 @@ fn the_seed_dialog_turns_on_tls13_for_inbound_smtp() {
     );
 }
 
+/// PEER_CERT_FQDN and PEER_CERT_X509: the dialog's toggle (Enter leaves it unchanged), the
+/// one-line forms, the settings print, and the journal's summary of each change.
+#[test]
+fn peer_certificate_checks_are_toggled_by_dialog_and_one_line_forms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let _gateway = Gateway::start(data, &[]);
+
+    let printed = sslconfig(data);
+    assert!(
+        printed.contains("Peer certificate FQDN validation: disabled\n")
+            && printed.contains("Peer certificate X509 validation: disabled\n"),
+        "{printed}"
+    );
+
+    let (ok, out) = cli(
+        data,
+        "sslconfig\nPEER_CERT_X509\n\nPEER_CERT_FQDN\nENABLE\n\ncommit\nfqdn on\ncommitdetail\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("- PEER_CERT_FQDN - Validate peer certificate FQDN compliance")
+            && out.contains("- PEER_CERT_X509 - Validate peer certificate X509 compliance"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Peer certificate X509 validation is disabled.")
+            && out.contains("- ENABLE - Enable peer certificate X509 validation.\n[]> \n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- ENABLE - Enable peer certificate FQDN validation.\n[]> ENABLE\n")
+            && out.contains("Peer certificate FQDN validation: enabled\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tls.peer_certificates.fqdn: false -> true")
+            && !out.contains("tls.peer_certificates.x509"),
+        "{out}"
+    );
+    let printed = sslconfig(data);
+    assert!(
+        printed.contains("Peer certificate FQDN validation: enabled\n")
+            && printed.contains("Peer certificate X509 validation: disabled\n"),
+        "{printed}"
+    );
+
+    // The dialog offers the way back; the one-line forms set either state.
+    let (ok, out) = cli(data, "sslconfig\nPEER_CERT_FQDN\n\n\n");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("- DISABLE - Disable peer certificate FQDN validation."),
+        "{out}"
+    );
+    let (ok, out) = cli(
+        data,
+        "sslconfig peer_cert_x509 enable\nsslconfig PEER_CERT_FQDN disable\ncommit both\ncommitdetail\n",
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("tls.peer_certificates.fqdn: true -> false")
+            && out.contains("tls.peer_certificates.x509: false -> true"),
+        "{out}"
+    );
+    let printed = sslconfig(data);
+    assert!(
+        printed.contains("Peer certificate FQDN validation: disabled\n")
+            && printed.contains("Peer certificate X509 validation: enabled\n"),
+        "{printed}"
+    );
+
+    let refused = cli_c(data, "sslconfig peer_cert_fqdn on");
+    assert!(!refused.ok(), "{refused:?}");
+    assert!(
+        refused
+            .stdout
+            .contains("'on' is neither enable nor disable. Usage:")
+            && refused
+                .stdout
+                .contains("sslconfig peer_cert_fqdn <enable|disable>"),
+        "{refused:?}"
+    );
+    let help = cli_c(data, "help sslconfig");
+    assert!(
+        help.stdout
+            .contains("sslconfig peer_cert_x509 <enable|disable>"),
+        "{help:?}"
+    );
+}
+
 #[test]
 fn a_non_contiguous_selection_is_refused_and_nothing_is_committed() {
     let dir = tempfile::tempdir().expect("tempdir");

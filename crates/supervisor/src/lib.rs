@@ -16,6 +16,8 @@
 //! - [`service`]: one task per service: start the child, restart it with backoff when it dies,
 //!   restart it when a commit changes what it cannot apply live, stop it with SIGTERM then
 //!   SIGKILL.
+//! - [`shadow`]: `DATA/run/shadow`, the console and SSH login passwords, written from the
+//!   committed users at start and after each commit that changes them.
 //! - [`gauges`]: CPU, memory and disk gauges for `status`.
 //! - [`syslog`]: the `system_logs` subscription.
 
@@ -24,6 +26,7 @@ pub mod control;
 pub mod gauges;
 pub mod owner;
 pub mod service;
+pub mod shadow;
 pub mod syslog;
 
 use std::fs;
@@ -144,6 +147,20 @@ impl Supervisor {
             Identity::factory(&certs, &hostname, kind)?;
         }
 
+        // Before any service: the console and SSH logins take the committed passwords. A
+        // failure leaves them as they were, which is no reason not to serve mail.
+        let shadow_text = shadow::shadow_text(&opened.store.current().config, data);
+        match shadow::write(data, &shadow_text) {
+            Ok(path) => log.info(&format!(
+                "System login passwords written to {}",
+                path.display()
+            )),
+            Err(e) => log.warning(&format!(
+                "Cannot write the system login passwords ({}): {e}",
+                shadow::SHADOW
+            )),
+        }
+
         let confirmation = confirm::ConfirmFile::new(&data.join("config")).load(generation, &log);
         let owner = Arc::new(ConfigOwner::new(
             opened.store,
@@ -169,6 +186,12 @@ impl Supervisor {
             shutdown.subscribe(),
         ));
 
+        tasks.spawn(shadow::keep_written(
+            owner.clone(),
+            data.clone(),
+            shadow_text,
+            shutdown.subscribe(),
+        ));
         tasks.spawn(confirm::roll_back_when_due(
             owner.clone(),
             shutdown.subscribe(),

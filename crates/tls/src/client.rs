@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::ssl::{Ssl, SslContext, SslMethod, SslVerifyMode};
-use openssl::x509::X509;
-use openssl::x509::verify::X509VerifyFlags;
-use postern_config::{ProtocolRange, ServiceTls};
+use openssl::x509::verify::{X509CheckFlags, X509VerifyFlags};
+use openssl::x509::{X509, X509KeyUsage};
+use postern_config::{PeerCertificateChecks, ProtocolRange, ServiceTls};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -31,9 +31,52 @@ use crate::stream::EngineStream;
 pub enum Verification {
     /// Opportunistic TLS (destination TLS Preferred/Required): encrypt, check no certificate.
     None,
-    /// The chain must lead to one of these CA certificates (DER) and name the host.
-    Roots(Vec<Vec<u8>>),
+    /// The chain must lead to one of `roots` (DER), each trusted as an anchor, and the
+    /// certificate must name the host; `checks` are the administrator's extra checks
+    /// (sslconfig `PEER_CERT_FQDN`, `PEER_CERT_X509`).
+    Roots {
+        roots: Vec<Vec<u8>>,
+        checks: PeerCertificateChecks,
+    },
 }
+
+impl Verification {
+    /// The chain must lead to one of `roots`, without the extra checks.
+    pub fn roots(roots: Vec<Vec<u8>>) -> Self {
+        Self::Roots {
+            roots,
+            checks: PeerCertificateChecks::default(),
+        }
+    }
+}
+
+/// With X.509 validation, whether `der` may be a trust anchor: a CA certificate as RFC 5280
+/// has it, with basic constraints asserting cA (4.2.1.9) and a key usage that includes
+/// keyCertSign (4.2.1.3). A server's own certificate, trusted directly, is not one.
+pub fn is_certificate_authority(der: &[u8]) -> bool {
+    let Ok(cert) = X509::from_der(der) else {
+        return false;
+    };
+    let signs_certificates = cert
+        .key_usage()
+        .is_some_and(|usage| usage.contains(X509KeyUsage::KEY_CERT_SIGN));
+    signs_certificates && asserts_ca(&cert)
+}
+
+/// Whether the basic constraints of `cert` assert cA. The openssl crate has no reader for them.
+#[allow(unsafe_code)]
+fn asserts_ca(cert: &X509) -> bool {
+    use foreign_types::ForeignType;
+    // SAFETY: `cert` owns a live X509 for the duration of the call. X509_get_extension_flags
+    // reads it, caching its parsed extensions inside it as every verification does; `cert` is
+    // not shared with another thread here.
+    let flags = unsafe { openssl_sys::X509_get_extension_flags(cert.as_ptr()) };
+    flags & openssl_sys::EXFLAG_CA as u32 != 0
+}
+
+/// AWS-LC's `X509_CHECK_FLAG_NEVER_CHECK_SUBJECT` (0x20): no subject common name fallback when
+/// a certificate has no DNS names. The openssl crate names it only for OpenSSL builds.
+const NEVER_CHECK_SUBJECT: X509CheckFlags = X509CheckFlags::from_bits_retain(0x20);
 
 /// Speaks TLS to a server for one policy. Cheap to clone.
 #[derive(Clone)]
@@ -43,7 +86,8 @@ pub struct TlsConnector {
 
 enum Inner {
     Rustls(tokio_rustls::TlsConnector, Duration),
-    Legacy(SslContext, Duration),
+    /// The context, the handshake's time limit, and how the host name is matched.
+    Legacy(SslContext, Duration, X509CheckFlags),
 }
 
 impl fmt::Debug for TlsConnector {
@@ -70,15 +114,23 @@ impl TlsConnector {
     ) -> Result<Self, TlsError> {
         let range: ProtocolRange = policy.protocols;
         let suites = for_range(&policy.ciphers, range)?;
+        let anchors = |roots: &[Vec<u8>], checks: PeerCertificateChecks| -> Vec<Vec<u8>> {
+            roots
+                .iter()
+                .filter(|der| !checks.x509 || is_certificate_authority(der))
+                .cloned()
+                .collect()
+        };
         if needs_legacy(range) {
             let mut builder =
                 SslContext::builder(SslMethod::tls_client()).map_err(TlsError::engine)?;
+            let mut host_flags = X509CheckFlags::empty();
             configure_legacy(&mut builder, range, &suites)?;
             match verification {
                 Verification::None => builder.set_verify(SslVerifyMode::NONE),
-                Verification::Roots(roots) => {
-                    for der in roots {
-                        let cert = X509::from_der(der).map_err(TlsError::engine)?;
+                Verification::Roots { roots, checks } => {
+                    for der in anchors(roots, *checks) {
+                        let cert = X509::from_der(&der).map_err(TlsError::engine)?;
                         builder
                             .cert_store_mut()
                             .add_cert(cert)
@@ -93,10 +145,15 @@ impl TlsConnector {
                         .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
                         .map_err(TlsError::engine)?;
                     builder.set_verify(SslVerifyMode::PEER);
+                    if checks.fqdn {
+                        // RFC 6125: names only from subjectAltName. rustls never looks at the
+                        // subject; AWS-LC does when there are no DNS names, unless told not to.
+                        host_flags = NEVER_CHECK_SUBJECT;
+                    }
                 }
             }
             return Ok(Self {
-                inner: Arc::new(Inner::Legacy(builder.build(), timeout)),
+                inner: Arc::new(Inner::Legacy(builder.build(), timeout, host_flags)),
             });
         }
         let (provider, versions) = rustls_provider(range, &suites)
@@ -109,11 +166,11 @@ impl TlsConnector {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
                 .with_no_client_auth(),
-            Verification::Roots(roots) => {
+            Verification::Roots { roots, checks } => {
                 let mut store = RootCertStore::empty();
-                for der in roots {
+                for der in anchors(roots, *checks) {
                     store
-                        .add(CertificateDer::from(der.clone()))
+                        .add(CertificateDer::from(der))
                         .map_err(|e| TlsError::Engine(e.to_string()))?;
                 }
                 builder.with_root_certificates(store).with_no_client_auth()
@@ -137,7 +194,7 @@ impl TlsConnector {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let timeout = match &*self.inner {
-            Inner::Rustls(_, t) | Inner::Legacy(_, t) => *t,
+            Inner::Rustls(_, t) | Inner::Legacy(_, t, _) => *t,
         };
         match tokio::time::timeout(timeout, self.handshake(server_name, stream)).await {
             Ok(result) => result,
@@ -179,7 +236,7 @@ impl TlsConnector {
                 };
                 Ok((ClientStream::Rustls(Box::new(tls)), negotiated))
             }
-            Inner::Legacy(context, _) => {
+            Inner::Legacy(context, _, host_flags) => {
                 let failure = |e: openssl::error::ErrorStack| {
                     HandshakeFailure::new(
                         FailureKind::Other,
@@ -196,6 +253,7 @@ impl TlsConnector {
                     Ok(ip) => ssl.param_mut().set_ip(ip).map_err(failure)?,
                     Err(_) => {
                         ssl.set_hostname(server_name).map_err(failure)?;
+                        ssl.param_mut().set_hostflags(*host_flags);
                         ssl.param_mut().set_host(server_name).map_err(failure)?;
                     }
                 }

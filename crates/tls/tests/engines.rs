@@ -245,10 +245,10 @@ async fn verification(protocols: ProtocolRange, engine: Engine) {
         let others = [KeyKind::EcdsaP256, KeyKind::Rsa2048].map(|kind| {
             certificate_der(&Identity::self_signed(host, kind).expect("another identity"))
         });
-        connector(protocols, &Verification::Roots(others.to_vec()))
+        connector(protocols, &Verification::roots(others.to_vec()))
     };
     let acceptor = acceptor(protocols);
-    let trusting = connector(protocols, &Verification::Roots(ours));
+    let trusting = connector(protocols, &Verification::roots(ours));
 
     let (server, client) = handshake_pair(&acceptor, &trusting, HOST).await;
     let client = client.unwrap_or_else(|f| panic!("{protocols}: the right name and root: {f}"));

@@ -62,7 +62,10 @@ fn follow<C: Console>(session: &mut Session<C>, path: &Path) -> Result<(), Comma
     let Some(mut interrupt) = session.interrupt.take() else {
         return Ok(());
     };
+    // A log being followed is not held up by the pager.
+    session.console.set_paging(false);
     let result = follow_until(session, path, &mut interrupt);
+    session.console.set_paging(true);
     session.interrupt = Some(interrupt);
     result
 }

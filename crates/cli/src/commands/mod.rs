@@ -7,6 +7,7 @@ mod destconfig;
 mod dialog;
 mod listenerconfig;
 mod logs;
+mod power;
 mod smtproutes;
 mod sslconfig;
 mod status;
@@ -146,9 +147,25 @@ pub const COMMANDS: &[CommandInfo] = &[
         usage: &["quit", "exit"],
     },
     CommandInfo {
+        name: "reboot",
+        summary: "Restart the appliance (asks for confirmation).",
+        usage: &[
+            "reboot",
+            "  on the appliance only; uncommitted changes of this session are lost",
+        ],
+    },
+    CommandInfo {
         name: "rollbackconfig",
         summary: "Go back to one of the last 10 committed configurations.",
         usage: &["rollbackconfig", "rollbackconfig <generation>"],
+    },
+    CommandInfo {
+        name: "shutdown",
+        summary: "Power off the appliance (asks for confirmation).",
+        usage: &[
+            "shutdown",
+            "  on the appliance only; uncommitted changes of this session are lost",
+        ],
     },
     CommandInfo {
         name: "smtproutes",
@@ -168,12 +185,19 @@ pub const COMMANDS: &[CommandInfo] = &[
         name: "sslconfig",
         summary: "Show or set the TLS protocols and ciphers of each service.",
         usage: &[
-            "sslconfig                (the dialog: GUI, INBOUND, OUTBOUND, OTHER_CLIENT_TLSV10, VERIFY)",
+            "sslconfig                (the dialog: GUI, INBOUND, OUTBOUND, OTHER_CLIENT_TLSV10,",
+            "                          PEER_CERT_FQDN, PEER_CERT_X509, VERIFY)",
             "sslconfig print",
             "sslconfig verify <cipher string>",
             "sslconfig <gui|inbound|outbound|other> <selection> [ciphers <string>]",
+            "sslconfig peer_cert_fqdn <enable|disable>",
+            "sslconfig peer_cert_x509 <enable|disable>",
             "  selection: 1 = TLS v1.3, 2 = TLS v1.2, 3 = TLS v1.1, 4 = TLS v1.0;",
-            "  one number (2), a range (1-3) or a list (1,2,3); it must be contiguous",
+            "  one number (2), a range (1-3) or a list (1,2,3); it must be contiguous;",
+            "  peer_cert_fqdn: a verified certificate must name the host in subjectAltName",
+            "  (RFC 6125), never only in its common name; peer_cert_x509: only CA",
+            "  certificates are trust anchors (RFC 5280); both for TLS -Verify destinations",
+            "  and tlsverify",
         ],
     },
     CommandInfo {
@@ -261,6 +285,8 @@ pub(crate) fn dispatch<C: Console>(
         "passwd" | "password" => users::passwd(session, args),
         "tlsverify" => tlsverify::tlsverify(session, args),
         "delivernow" => delivernow::delivernow(session, args),
+        "reboot" => power::power(session, power::Power::Reboot, args),
+        "shutdown" => power::power(session, power::Power::Shutdown, args),
         _ => Err(CommandError::Refused(unknown(name))),
     }
 }
@@ -355,7 +381,7 @@ mod tests {
             assert_eq!(nearest(typed), Some(meant), "{typed}");
         }
         // Too short, too far, or the beginning of two commands.
-        for typed in ["ls", "xyzzy", "reboot", "com", "c"] {
+        for typed in ["ls", "xyzzy", "halt", "com", "c"] {
             assert_eq!(nearest(typed), None, "{typed}");
         }
         assert_eq!(

@@ -3,10 +3,12 @@
 use std::io::Write;
 
 use postern_config::tls::TLS13_CIPHER_SUITES;
-use postern_config::{CipherString, Config, ProtocolRange, TlsService, TlsVersion};
+use postern_config::{
+    CipherString, Config, PeerCertificateChecks, ProtocolRange, TlsService, TlsVersion,
+};
 use postern_tls::ciphers::{evaluate, for_range};
 
-use super::CommandError;
+use super::{CommandError, bad_usage, dialog};
 use crate::console::Console;
 use crate::session::Session;
 
@@ -28,6 +30,19 @@ pub(super) fn sslconfig<C: Console>(
             Ok(print_settings(session.out(), &config)?)
         }
         [verb, string] if verb.eq_ignore_ascii_case("verify") => verify(session, string),
+        [keyword, state] if let Some(check) = PeerCheck::from_keyword(keyword) => {
+            let enabled = match state.to_ascii_lowercase().as_str() {
+                "enable" => true,
+                "disable" => false,
+                _ => {
+                    return Err(bad_usage(
+                        "sslconfig",
+                        &format!("'{state}' is neither enable nor disable"),
+                    ));
+                }
+            };
+            set_peer_check(session, check, enabled)
+        }
         [service, rest @ ..] => {
             let service = TlsService::from_keyword(service).ok_or_else(|| {
                 CommandError::Refused(format!(
@@ -44,6 +59,8 @@ const OPERATIONS: &str = "Choose the operation you want to perform:
 - INBOUND - Edit Inbound SMTP ssl settings.
 - OUTBOUND - Edit Outbound SMTP ssl settings.
 - OTHER_CLIENT_TLSV10 - Edit TLS v1.0 for other client services.
+- PEER_CERT_FQDN - Validate peer certificate FQDN compliance for Outbound SMTP.
+- PEER_CERT_X509 - Validate peer certificate X509 compliance for Outbound SMTP.
 - VERIFY - Verify and show ssl cipher list.";
 
 /// The interactive `sslconfig`: operations until an empty answer. Each finished edit is staged;
@@ -57,6 +74,8 @@ fn dialog<C: Console>(session: &mut Session<C>) -> Result<(), CommandError> {
             "INBOUND" => edit_service(session, TlsService::InboundSmtp)?,
             "OUTBOUND" => edit_service(session, TlsService::OutboundSmtp)?,
             "OTHER_CLIENT_TLSV10" => other_client_tls10(session)?,
+            "PEER_CERT_FQDN" => peer_check_dialog(session, PeerCheck::Fqdn)?,
+            "PEER_CERT_X509" => peer_check_dialog(session, PeerCheck::X509)?,
             "VERIFY" => {
                 let current = session.view().tls.inbound_smtp.ciphers.to_string();
                 let string = session.ask("Enter the ssl cipher you want to verify.", &current)?;
@@ -148,6 +167,111 @@ fn other_client_tls10<C: Console>(session: &mut Session<C>) -> Result<(), Comman
     })
 }
 
+/// One of the peer certificate checks of verified TLS client connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerCheck {
+    Fqdn,
+    X509,
+}
+
+impl PeerCheck {
+    fn from_keyword(word: &str) -> Option<Self> {
+        match word.to_ascii_lowercase().as_str() {
+            "peer_cert_fqdn" => Some(Self::Fqdn),
+            "peer_cert_x509" => Some(Self::X509),
+            _ => None,
+        }
+    }
+
+    /// `FQDN` or `X509`, as the reference's dialog words it.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Fqdn => "FQDN",
+            Self::X509 => "X509",
+        }
+    }
+
+    fn get(self, checks: &PeerCertificateChecks) -> bool {
+        match self {
+            Self::Fqdn => checks.fqdn,
+            Self::X509 => checks.x509,
+        }
+    }
+
+    fn set(self, checks: &mut PeerCertificateChecks, enabled: bool) {
+        match self {
+            Self::Fqdn => checks.fqdn = enabled,
+            Self::X509 => checks.x509 = enabled,
+        }
+    }
+
+    /// What the check does, for the administrator deciding on it.
+    fn explanation(self) -> &'static str {
+        match self {
+            Self::Fqdn => {
+                "It applies where the certificate is verified: destinations with TLS Preferred - \
+                 Verify or Required - Verify, and tlsverify. When enabled, the host name is \
+                 matched only against the certificate's subjectAltName DNS names (RFC 6125); a \
+                 subject common name alone is not accepted. Connections with TLS v1.2 and v1.3 \
+                 always match this way; the setting changes connections by the legacy engine (an \
+                 Outbound SMTP method with TLS v1.0 or v1.1)."
+            }
+            Self::X509 => {
+                "It applies where the certificate is verified: destinations with TLS Preferred - \
+                 Verify or Required - Verify, and tlsverify. When enabled, only CA certificates \
+                 (basic constraints cA and key usage keyCertSign, RFC 5280) are trust anchors: a \
+                 server certificate that is trusted directly, not through a CA, is refused. The \
+                 other RFC 5280 checks of the chain are always made."
+            }
+        }
+    }
+}
+
+/// `PEER_CERT_FQDN` or `PEER_CERT_X509`: the state, and the one operation that changes it.
+fn peer_check_dialog<C: Console>(
+    session: &mut Session<C>,
+    check: PeerCheck,
+) -> Result<(), CommandError> {
+    let enabled = check.get(&session.view().tls.peer_certificates);
+    let name = check.name();
+    let state = if enabled { "enabled" } else { "disabled" };
+    writeln!(
+        session.out(),
+        "Peer certificate {name} validation is {state}. {}",
+        check.explanation()
+    )?;
+    // The reference names the check in the operation's description.
+    let operation = match (check, enabled) {
+        (PeerCheck::Fqdn, false) => ("ENABLE", "Enable peer certificate FQDN validation."),
+        (PeerCheck::Fqdn, true) => ("DISABLE", "Disable peer certificate FQDN validation."),
+        (PeerCheck::X509, false) => ("ENABLE", "Enable peer certificate X509 validation."),
+        (PeerCheck::X509, true) => ("DISABLE", "Disable peer certificate X509 validation."),
+    };
+    match dialog::menu(session, &[operation])? {
+        Some(_) => set_peer_check(session, check, !enabled),
+        None => Ok(()),
+    }
+}
+
+/// Stages a peer certificate check and says what it is now.
+fn set_peer_check<C: Console>(
+    session: &mut Session<C>,
+    check: PeerCheck,
+    enabled: bool,
+) -> Result<(), CommandError> {
+    session.stage(|config| {
+        check.set(&mut config.tls.peer_certificates, enabled);
+        Ok(())
+    })?;
+    let state = if enabled { "enabled" } else { "disabled" };
+    writeln!(
+        session.out(),
+        "Peer certificate {} validation: {state}",
+        check.name()
+    )?;
+    Ok(())
+}
+
 /// The suites a cipher string selects, as `openssl ciphers -v` lists them, and the fixed TLS
 /// v1.3 suites.
 fn verify<C: Console>(session: &mut Session<C>, string: &str) -> Result<(), CommandError> {
@@ -234,5 +358,17 @@ fn print_settings(out: &mut dyn Write, config: &Config) -> std::io::Result<()> {
     } else {
         "disabled"
     };
-    writeln!(out, "Other TLS client services: TLS v1.0 {v10}")
+    writeln!(out, "Other TLS client services: TLS v1.0 {v10}")?;
+    let state = |on: bool| if on { "enabled" } else { "disabled" };
+    let checks = config.tls.peer_certificates;
+    writeln!(
+        out,
+        "Peer certificate FQDN validation: {}",
+        state(checks.fqdn)
+    )?;
+    writeln!(
+        out,
+        "Peer certificate X509 validation: {}",
+        state(checks.x509)
+    )
 }

@@ -1,7 +1,7 @@
 //! `userconfig` and `passwd`: the accounts of the appliance's administrators, with argon2
 //! password hashes in the configuration. Passwords are read without echo and are never logged.
 
-use postern_config::{AdminUser, Config, PasswordHash, Role, UserName};
+use postern_config::{AdminUser, Config, LoginHash, PasswordHash, Role, UserName};
 
 use super::dialog::{self, Operation};
 use super::{CommandError, bad_usage, refused};
@@ -135,11 +135,12 @@ fn new_user<C: Console>(
             "There is already a user '{name}'."
         )));
     }
-    let password = new_password(session, &format!("Enter the password for {name}."))?;
+    let (password, login) = new_password(session, &format!("Enter the password for {name}."))?;
     let user = AdminUser {
         full_name: full_name.to_owned(),
         role,
         password,
+        login_password: Some(login),
     };
     let added = name.clone();
     session.stage(move |config| {
@@ -178,11 +179,12 @@ fn delete<C: Console>(session: &mut Session<C>, name: &str) -> Result<(), Comman
 /// An administrator sets a user's password (staged, like every other change).
 fn set_password<C: Console>(session: &mut Session<C>, name: &str) -> Result<(), CommandError> {
     let name = known_user(session, name)?;
-    let password = new_password(session, &format!("Enter the new password for {name}."))?;
+    let (password, login) = new_password(session, &format!("Enter the new password for {name}."))?;
     let changed = name.clone();
     session.stage(move |config| {
         if let Some(user) = config.users.get_mut(&changed) {
             user.password = password;
+            user.login_password = Some(login);
         }
         Ok(())
     })?;
@@ -217,10 +219,11 @@ pub(super) fn passwd<C: Console>(session: &mut Session<C>, args: &str) -> Result
             "The old password is not correct; the password was not changed.".to_owned(),
         ));
     }
-    let password = new_password(session, "")?;
+    let (password, login) = new_password(session, "")?;
     let mut config = committed.config.clone();
     if let Some(user) = config.users.get_mut(&name) {
         user.password = password;
+        user.login_password = Some(login);
     }
     let landed = session.runtime.block_on(session.client.commit_detailed(
         committed.commit.generation,
@@ -245,11 +248,12 @@ pub(super) fn passwd<C: Console>(session: &mut Session<C>, args: &str) -> Result
     Ok(())
 }
 
-/// Reads a new password twice; refused when they differ or it is too weak.
+/// Reads a new password twice; refused when they differ or it is too weak. Its hashes: for
+/// Postern's own logins, and for the appliance's console and SSH logins.
 fn new_password<C: Console>(
     session: &mut Session<C>,
     question: &str,
-) -> Result<PasswordHash, CommandError> {
+) -> Result<(PasswordHash, LoginHash), CommandError> {
     if !question.is_empty() {
         writeln!(session.out(), "{question}")?;
     }
@@ -264,7 +268,9 @@ fn new_password<C: Console>(
             "The passwords do not match; nothing was changed.".to_owned(),
         ));
     }
-    PasswordHash::new(&first).map_err(refused)
+    let password = PasswordHash::new(&first).map_err(refused)?;
+    let login = LoginHash::new(&first).map_err(refused)?;
+    Ok((password, login))
 }
 
 fn known_user<C: Console>(session: &mut Session<C>, name: &str) -> Result<UserName, CommandError> {

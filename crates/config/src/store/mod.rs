@@ -25,9 +25,14 @@ use crate::model::{Config, ConfigError};
 /// How many generations stay on disk for `rollbackconfig`.
 pub const KEEP_GENERATIONS: usize = 10;
 
-/// Bumped when the stored model changes shape; a store of another schema is refused with a
-/// clear error rather than misread.
-pub const SCHEMA: u16 = 1;
+/// Bumped when the stored model changes shape. postcard is not self-describing, so each older
+/// schema this firmware still reads has its shape in [`older`] and is converted on reading; a
+/// generation of an unknown (newer) schema is refused with a clear error rather than misread.
+///
+/// - 1: the first.
+/// - 2: `tls.peer_certificates` (sslconfig PEER_CERT_FQDN and PEER_CERT_X509).
+/// - 3: `users.*.login_password` (the console and SSH login password).
+pub const SCHEMA: u16 = 3;
 
 const MAGIC: &[u8; 8] = b"PSTNCFG\0";
 const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 4;
@@ -404,9 +409,9 @@ fn read_generation(path: &Path) -> Result<Generation, String> {
         return Err("not a configuration generation".to_owned());
     }
     let schema = u16::from_le_bytes([header[8], header[9]]);
-    if schema != SCHEMA {
+    if !(1..=SCHEMA).contains(&schema) {
         return Err(format!(
-            "written with schema {schema}; this firmware reads schema {SCHEMA}"
+            "written with schema {schema}; this firmware reads schemas 1 to {SCHEMA}"
         ));
     }
     let len = u32::from_le_bytes([header[12], header[13], header[14], header[15]]) as usize;
@@ -421,7 +426,12 @@ fn read_generation(path: &Path) -> Result<Generation, String> {
     if crc32fast::hash(payload) != crc {
         return Err("checksum mismatch".to_owned());
     }
-    postcard::from_bytes(payload).map_err(|e| format!("cannot decode: {e}"))
+    let decoded = match schema {
+        1 => postcard::from_bytes::<older::GenerationV1>(payload).map(Generation::from),
+        2 => postcard::from_bytes::<older::GenerationV2>(payload).map(Generation::from),
+        _ => postcard::from_bytes(payload),
+    };
+    decoded.map_err(|e| format!("cannot decode: {e}"))
 }
 
 fn len_u32(len: usize) -> u32 {
@@ -488,5 +498,6 @@ fn read_journal_records(path: &Path) -> io::Result<(Vec<Commit>, u64)> {
     Ok((entries, at as u64))
 }
 
+mod older;
 #[cfg(test)]
 mod tests;

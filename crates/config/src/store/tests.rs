@@ -534,3 +534,113 @@ fn a_full_disk_leaves_the_committed_generation_alone() {
     let store = open(&dir);
     assert_eq!(store.current().config, big);
 }
+
+/// A copy of the committed files of an older schema's store, in a new directory.
+fn fixture(schema: u16) -> TempDir {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/store/testdata/schema-{schema}"));
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["gen-0000000001.cfg", "gen-0000000002.cfg", "journal.bin"] {
+        fs::copy(fixture.join(name), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+/// Generations written by schema 1 (before `tls.peer_certificates`), kept as committed files:
+/// a firmware update must still read the configuration already on disk, and commit after it.
+#[test]
+fn generations_of_schema_1_are_read_and_converted() {
+    let dir = fixture(1);
+    let header = fs::read(dir.path().join("gen-0000000002.cfg")).unwrap();
+    assert_eq!(
+        u16::from_le_bytes([header[8], header[9]]),
+        1,
+        "a schema 1 file"
+    );
+
+    let mut store = open(dir.path());
+    let current = store.current().clone();
+    assert_eq!(current.commit.generation, 2);
+    assert_eq!(current.commit.comment, "schema 1 fixture");
+    // What schema 1 stored is kept; the new checks are off, as schema 1 behaved.
+    let mut expected = sample();
+    expected
+        .tls
+        .set_protocols(
+            TlsService::InboundSmtp,
+            ProtocolRange::from_selection("1-3").unwrap(),
+        )
+        .unwrap();
+    expected.tls.other_client.tls_v1_0 = true;
+    assert_eq!(current.config, expected);
+    assert_eq!(
+        current.config.tls.peer_certificates,
+        crate::tls::PeerCertificateChecks::default()
+    );
+    assert_eq!(store.generation(1).unwrap().config, sample());
+
+    // The next commit is written in today's schema and reads back, as does a rollback.
+    let mut changed = current.config.clone();
+    changed.tls.peer_certificates.fqdn = true;
+    store.commit(changed.clone(), "admin", "fqdn").unwrap();
+    let header = fs::read(dir.path().join("gen-0000000003.cfg")).unwrap();
+    assert_eq!(u16::from_le_bytes([header[8], header[9]]), SCHEMA);
+    assert_eq!(
+        store.journal().unwrap().last().unwrap().changes,
+        ["tls.peer_certificates.fqdn: false -> true"]
+    );
+    store.rollback(1, "admin").unwrap();
+    let reopened = open(dir.path());
+    assert_eq!(reopened.current().config, sample());
+    assert_eq!(reopened.generation(3).unwrap().config, changed);
+}
+
+/// Generations written by schema 2 (before `users.*.login_password`): the users keep their
+/// argon2 hashes and have no login hash until their password is set again.
+#[test]
+fn generations_of_schema_2_are_read_and_converted() {
+    let dir = fixture(2);
+    let header = fs::read(dir.path().join("gen-0000000002.cfg")).unwrap();
+    assert_eq!(u16::from_le_bytes([header[8], header[9]]), 2);
+    let mut store = open(dir.path());
+    let current = store.current().clone();
+    assert_eq!(current.commit.comment, "schema 2 fixture");
+    let mut expected = sample();
+    expected.tls.peer_certificates.x509 = true;
+    assert_eq!(current.config, expected);
+    let admin = UserName::new("admin").unwrap();
+    assert_eq!(current.config.users[&admin].login_password, None);
+
+    let mut changed = current.config.clone();
+    let user = changed.users.get_mut(&admin).unwrap();
+    user.set_password("a new password").unwrap();
+    assert!(user.password.verify("a new password"));
+    store.commit(changed.clone(), "admin", "password").unwrap();
+    assert_eq!(
+        store.journal().unwrap().last().unwrap().changes,
+        [
+            "users.admin.login_password: changed",
+            "users.admin.password: changed"
+        ]
+    );
+    assert_eq!(open(dir.path()).current().config, changed);
+}
+
+#[test]
+fn a_generation_of_a_newer_schema_is_refused_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_commits(dir.path(), 1);
+    let path = dir.path().join("gen-0000000002.cfg");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[8..10].copy_from_slice(&(SCHEMA + 1).to_le_bytes());
+    fs::write(&path, bytes).unwrap();
+    drop(store);
+    let opened = Store::open(dir.path(), sample).unwrap();
+    assert_eq!(opened.store.current().commit.generation, 1);
+    assert!(
+        matches!(&opened.warnings[..], [StoreWarning::DamagedGeneration { reason, .. }]
+            if reason.contains(&format!("schema {}", SCHEMA + 1))),
+        "{:?}",
+        opened.warnings
+    );
+}

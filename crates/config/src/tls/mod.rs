@@ -437,6 +437,23 @@ impl OtherClientTls {
     }
 }
 
+/// The extra checks of a peer's certificate when a TLS client verifies it (`sslconfig`
+/// `PEER_CERT_FQDN` and `PEER_CERT_X509`). Both are off on a fresh appliance, as on the
+/// reference; they change nothing for connections that do not verify the certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerCertificateChecks {
+    /// FQDN validation: the host name is matched only against the certificate's
+    /// subjectAltName DNS names, by the rules of RFC 6125 (a wildcard is the whole left-most
+    /// label); a subject common name is never taken for a host name. rustls always matches so;
+    /// without this the legacy engine falls back to the common name of a certificate that has
+    /// no DNS names.
+    pub fqdn: bool,
+    /// X.509 validation: every trust anchor must be a CA certificate (RFC 5280: basic
+    /// constraints with cA set, and keyCertSign when it has a key usage); a server certificate
+    /// trusted directly, as its own anchor, is not accepted.
+    pub x509: bool,
+}
+
 /// TLS settings of every service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsSettings {
@@ -444,6 +461,7 @@ pub struct TlsSettings {
     pub inbound_smtp: ServiceTls,
     pub outbound_smtp: ServiceTls,
     pub other_client: OtherClientTls,
+    pub peer_certificates: PeerCertificateChecks,
 }
 
 impl TlsSettings {
@@ -463,6 +481,7 @@ impl TlsSettings {
             inbound_smtp: service(),
             outbound_smtp: service(),
             other_client: OtherClientTls { tls_v1_0: false },
+            peer_certificates: PeerCertificateChecks::default(),
         }
     }
 

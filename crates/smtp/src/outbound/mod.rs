@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use postern_config::{Config, DeliverySettings, ServiceTls};
+use postern_config::{Config, DeliverySettings, PeerCertificateChecks, ServiceTls};
 use postern_logs::{MailEvent, SharedLog};
 use postern_tls::TlsError;
 use tokio::sync::watch;
@@ -85,14 +85,17 @@ impl DeliveryPolicy {
     /// The policy of a committed configuration. An Outbound SMTP TLS policy that the engine
     /// refuses is an error; see [`Self::without_tls`].
     pub fn from_config(config: &Config, roots: &CaRoots) -> Result<Self, TlsError> {
-        Self::new(
-            config.system.hostname.as_str(),
-            &config.delivery,
-            &config.tls.outbound_smtp,
-            roots,
-        )
+        Ok(Self {
+            tls: OutboundTls::new(
+                &config.tls.outbound_smtp,
+                roots,
+                config.tls.peer_certificates,
+            )?,
+            ..Self::without_tls(config.system.hostname.as_str(), &config.delivery)
+        })
     }
 
+    /// A policy without the extra peer certificate checks.
     pub fn new(
         hostname: &str,
         settings: &DeliverySettings,
@@ -100,7 +103,7 @@ impl DeliveryPolicy {
         roots: &CaRoots,
     ) -> Result<Self, TlsError> {
         Ok(Self {
-            tls: OutboundTls::new(outbound, roots)?,
+            tls: OutboundTls::new(outbound, roots, PeerCertificateChecks::default())?,
             ..Self::without_tls(hostname, settings)
         })
     }

@@ -917,6 +917,33 @@ async fn verify_settings_check_the_chain_and_the_domain() {
     assert_eq!(sink.received().len(), 1);
 }
 
+/// sslconfig PEER_CERT_X509 reaches delivery: the destination's self-signed certificate,
+/// trusted directly, verifies without it (above) and not with it.
+#[tokio::test]
+async fn x509_validation_refuses_a_directly_trusted_server_certificate() {
+    let (sink, identity) = Sink::with_tls("dest.test", "1-3").await;
+    let (pem, _) = identity.to_pem().unwrap();
+    let roots = CaRoots::from_pem(&pem);
+    let s = settings(&[("dest.test", &sink)], DestinationTls::RequiredVerify);
+    let checks = PeerCertificateChecks {
+        fqdn: false,
+        x509: true,
+    };
+    let strict = DeliveryPolicy {
+        tls: OutboundTls::new(&tls_policy("1-2"), &roots, checks).unwrap(),
+        ..DeliveryPolicy::without_tls("gw.example.org", &s)
+    };
+    let gw = Gateway::started(strict).await;
+    let mid = gw
+        .submit("a@example.org", &["b@dest.test"], b"one\r\n")
+        .await;
+    gw.until("the deferral", || gw.attempts(mid, 0) == Some(1))
+        .await;
+    let log = gw.log();
+    assert!(log.contains("TLS deferring: ("), "{log}");
+    assert!(sink.received().is_empty());
+}
+
 #[tokio::test]
 async fn preferred_verify_delivers_over_tls_when_the_certificate_does_not_verify() {
     let (sink, _) = Sink::with_tls("dest.test", "1-3").await;
@@ -1393,7 +1420,8 @@ fn system_ca_roots_make_a_verifying_connector() {
         }
     };
     assert!(!roots.is_empty());
-    let tls = OutboundTls::new(&tls_policy("1-3"), &roots).unwrap();
+    let tls =
+        OutboundTls::new(&tls_policy("1-3"), &roots, PeerCertificateChecks::default()).unwrap();
     assert!(tls.connector(true).is_some() && tls.connector(false).is_some());
     assert!(CaRoots::from_pem(b"not a certificate").is_empty());
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openssl::x509::X509;
-use postern_config::{DestinationTls, ServiceTls};
+use postern_config::{DestinationTls, PeerCertificateChecks, ServiceTls};
 use postern_tls::{TlsConnector, TlsError, Verification};
 
 /// The CA certificates (DER) that `-Verify` destinations must chain to. Cheap to clone.
@@ -57,16 +57,22 @@ pub struct OutboundTls {
     /// Encrypts without checking the certificate (Preferred, Required, and Preferred - Verify
     /// once verification failed). `None` when the policy could not be built: no STARTTLS.
     opportunistic: Option<TlsConnector>,
-    /// Checks the chain against the CA roots and the name against the recipient domain.
+    /// Checks the chain against the CA roots and the name against the recipient domain, with
+    /// the peer certificate checks of `sslconfig`.
     verifying: Option<TlsConnector>,
 }
 
 impl OutboundTls {
     /// The connectors for `policy`. An error means the engine refused the policy (which a commit
     /// would not let through); the caller logs it and delivers as if TLS were unavailable.
-    pub fn new(policy: &ServiceTls, roots: &CaRoots) -> Result<Self, TlsError> {
+    pub fn new(
+        policy: &ServiceTls,
+        roots: &CaRoots,
+        checks: PeerCertificateChecks,
+    ) -> Result<Self, TlsError> {
+        let verifying = |roots: Vec<Vec<u8>>| Verification::Roots { roots, checks };
         let opportunistic = TlsConnector::new(policy, &Verification::None)?;
-        let verifying = match TlsConnector::new(policy, &Verification::Roots(roots.0.to_vec())) {
+        let verifying = match TlsConnector::new(policy, &verifying(roots.0.to_vec())) {
             Ok(c) => c,
             // One certificate of the bundle the engine cannot use must not cost the others.
             Err(_) => {
@@ -74,12 +80,12 @@ impl OutboundTls {
                     .0
                     .iter()
                     .filter(|der| {
-                        TlsConnector::new(policy, &Verification::Roots(vec![(*der).clone()]))
+                        TlsConnector::new(policy, &Verification::roots(vec![(*der).clone()]))
                             .is_ok()
                     })
                     .cloned()
                     .collect();
-                TlsConnector::new(policy, &Verification::Roots(usable))?
+                TlsConnector::new(policy, &verifying(usable))?
             }
         };
         Ok(Self {
