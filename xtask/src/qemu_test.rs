@@ -271,7 +271,7 @@ fn boot_phases(vm: &Vm, ready: Duration) -> String {
     };
     let kernel = initramfs.as_secs_f64() - uptime;
     format!(
-        "kernel entered at {kernel:.1} s (firmware, syslinux, loading it), initramfs at {:.1} s, \
+        "kernel entered at {kernel:.1} s (firmware, GRUB, loading it), initramfs at {:.1} s, \
          rcS at {:.1} s, Postern {:.1} s after",
         initramfs.as_secs_f64(),
         rcs.as_secs_f64(),
