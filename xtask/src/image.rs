@@ -8,18 +8,19 @@
 //!    for which Debian has no musl compiler; the gnu build is 6% larger and needs neither.)
 //! 2. `cache/`: Debian's kernel (`linux-image-FLAVOUR`, see [`Flavour`]), the versioned
 //!    package it depends on, `busybox-static`, `dropbear-bin` with the shared libraries it
-//!    needs ([`SSH_PACKAGES`]), and GRUB for BIOS (`grub-pc-bin`), by `apt-get download`; kept
-//!    until deleted, so later builds are offline and the kernel stays the one recorded in
-//!    `manifest.txt`.
+//!    needs ([`SSH_PACKAGES`]), and GRUB for BIOS and UEFI (`grub-pc-bin`,
+//!    `grub-efi-amd64-bin`), by `apt-get download`; kept until deleted, so later builds are
+//!    offline and the kernel stays the one recorded in `manifest.txt`.
 //! 3. `initrd.img`: BusyBox, `image/initramfs/init`, and the kernel modules of the virtio disk
 //!    and network, ext4 and squashfs with what they depend on (`modules.dep`), unless the
 //!    kernel has them built in.
 //! 4. `rootfs.squashfs`: BusyBox and its applets, `postern`, dropbear (the SSH server) with the
 //!    C libraries it is linked against, `image/rootfs-overlay/`.
-//! 5. The boot loader: GRUB's `boot.img` (the MBR's code) and a `core.img` made by
+//! 5. The boot loader: for BIOS, GRUB's `boot.img` (the MBR's code) and a `core.img` made by
 //!    `grub-mkimage` with the modules `image/grub.cfg` needs, which genimage writes into the gap
-//!    between the MBR and the boot partition; `grub.cfg`, and `grubenv` made by `grub-editenv`
-//!    (slot A, nothing to try).
+//!    between the MBR and the boot partition; for UEFI, `BOOTX64.EFI` (`grub-mkimage` too), which
+//!    goes to `EFI/BOOT/` on the boot partition; `grub.cfg`, and `grubenv` made by
+//!    `grub-editenv` (slot A, nothing to try).
 //! 6. `data.ext4`: the empty `/data`; `postern.img`: genimage with `image/genimage.cfg`;
 //!    `postern.qcow2`: the same disk for QEMU.
 
@@ -82,6 +83,27 @@ const GRUB_MODULES: &[&str] = &[
 /// Where `core.img` finds `grub.cfg` and `grubenv`: `/grub` on the first partition of the disk
 /// it was loaded from (GRUB fills in the BIOS drive), whatever the disk's number.
 const GRUB_PREFIX: &str = "(,msdos1)/grub";
+
+/// The GRUB modules built into `BOOTX64.EFI`: as [`GRUB_MODULES`] without the BIOS disk and
+/// serial driver (the firmware's console reaches the serial port), with `linux` (the EFI boot
+/// protocol) and `efi_gop`, which hands the firmware's framebuffer to the kernel.
+const GRUB_EFI_MODULES: &[&str] = &[
+    "part_msdos",
+    "fat",
+    "normal",
+    "test",
+    "echo",
+    "loadenv",
+    "sleep",
+    "reboot",
+    "terminal",
+    "linux",
+    "efi_gop",
+];
+
+/// Where `BOOTX64.EFI` finds `grub.cfg` and `grubenv`: `/grub` on the partition the firmware
+/// loaded it from.
+const GRUB_EFI_PREFIX: &str = "/grub";
 
 /// The parts of the kernel package that are extracted: the kernel, depmod's inputs, and the
 /// module folders [`MODULES`] come from.
@@ -352,12 +374,15 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
 
     let manifest = format!(
         "postern {version} ({TARGET}, static)\n\
-         kernel flavour {}\nkernel {} from {}\nbusybox from {}\nboot loader from {}\n{}",
+         kernel flavour {}\nkernel {} from {}\nbusybox from {}\n{}{}",
         flavour.name(),
         kernel.release,
         kernel.deb.display(),
         busybox.deb.display(),
-        grub.deb.display(),
+        grub.debs
+            .iter()
+            .map(|d| format!("boot loader from {}\n", d.display()))
+            .collect::<String>(),
         dropbear
             .debs
             .iter()
@@ -560,34 +585,46 @@ impl Dropbear {
     }
 }
 
-/// GRUB for BIOS PCs from `grub-pc-bin`: its images and modules (`usr/lib/grub/i386-pc`),
-/// extracted once into `cache/grub-pc/`. The build host's `grub-mkimage` and `grub-editenv`
-/// (`grub-common`) put them together.
+/// GRUB for BIOS PCs from `grub-pc-bin` and for UEFI from `grub-efi-amd64-bin`: their images
+/// and modules (`usr/lib/grub/i386-pc`, `usr/lib/grub/x86_64-efi`), extracted once into
+/// `cache/grub/`. The build host's `grub-mkimage` and `grub-editenv` (`grub-common`) put them
+/// together.
 #[derive(Debug)]
 struct Grub {
-    deb: PathBuf,
+    debs: Vec<PathBuf>,
     /// `.../usr/lib/grub/i386-pc`.
     modules: PathBuf,
+    /// `.../usr/lib/grub/x86_64-efi`.
+    efi_modules: PathBuf,
 }
 
 impl Grub {
     fn fetch(sh: &Shell, cache: &Path) -> anyhow::Result<Self> {
-        let deb = download(sh, cache, "grub-pc-bin")?;
-        let root = cache.join("grub-pc");
-        let modules = root.join("usr/lib/grub/i386-pc");
+        let debs = ["grub-pc-bin", "grub-efi-amd64-bin"]
+            .iter()
+            .map(|p| download(sh, cache, p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let root = cache.join("grub");
         let done = root.join(".extracted");
-        let name = deb.display().to_string();
-        if fs::read_to_string(&done).ok().as_deref() != Some(name.as_str()) {
+        let names: String = debs.iter().map(|d| format!("{}\n", d.display())).collect();
+        if fs::read_to_string(&done).ok().as_deref() != Some(names.as_str()) {
             let _ = fs::remove_dir_all(&root);
             fs::create_dir_all(&root)?;
-            extract_parts(&deb, &root, &["./usr/lib/grub/i386-pc/*"])?;
-            fs::write(&done, name)?;
+            for deb in &debs {
+                extract_parts(deb, &root, &["./usr/lib/grub/*"])?;
+            }
+            fs::write(&done, names)?;
         }
-        Ok(Self { deb, modules })
+        Ok(Self {
+            debs,
+            modules: root.join("usr/lib/grub/i386-pc"),
+            efi_modules: root.join("usr/lib/grub/x86_64-efi"),
+        })
     }
 
     /// Puts into `inputs` what genimage.cfg (`config`) asks for of the boot loader: `boot.img`,
-    /// `core.img` (checked to fit before the boot partition), `grub.cfg` and a new `grubenv`.
+    /// `core.img` (checked to fit before the boot partition), `BOOTX64.EFI`, `grub.cfg` and a
+    /// new `grubenv`.
     fn boot_files(
         &self,
         sh: &Shell,
@@ -612,6 +649,13 @@ impl Grub {
                 mb(size(&core)?)
             );
         }
+        let (efi_modules, efi) = (&self.efi_modules, inputs.join("BOOTX64.EFI"));
+        cmd!(
+            sh,
+            "grub-mkimage -O x86_64-efi -d {efi_modules} -o {efi} -p {GRUB_EFI_PREFIX} {GRUB_EFI_MODULES...}"
+        )
+        .run()
+        .context("grub-mkimage for UEFI")?;
         sh.copy_file(source.join("grub.cfg"), inputs.join("grub.cfg"))?;
         let env = inputs.join("grubenv");
         cmd!(sh, "grub-editenv {env} create")
