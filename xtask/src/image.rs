@@ -1074,6 +1074,54 @@ kernel/drivers/char/hw_random/virtio-rng.ko:
         assert_eq!(boot_partition_offset(other).unwrap(), 2 << 20);
     }
 
+    /// Every command `image/grub.cfg` runs is in the GRUB images that run it: a missing module
+    /// shows only at boot (`qemu-test` boots BIOS, nothing boots UEFI in a test).
+    #[test]
+    fn grub_images_hold_the_commands_of_grub_cfg() {
+        // Command -> the module it needs in core.img (BIOS) and in BOOTX64.EFI (UEFI); None:
+        // built into GRUB's kernel or normal mode, or not run on that platform.
+        fn needs(command: &str) -> Option<(Option<&str>, Option<&str>)> {
+            Some(match command {
+                "set" | "boot" | "else" | "fi" => (None, None),
+                "serial" => (Some("serial"), None),
+                "terminal_input" | "terminal_output" => (Some("terminal"), None),
+                "linux16" | "initrd16" => (Some("linux16"), None),
+                "linux" | "initrd" => (None, Some("linux")),
+                "load_env" | "save_env" => (Some("loadenv"), Some("loadenv")),
+                "[" => (Some("test"), Some("test")),
+                "echo" | "sleep" | "reboot" => (Some(command), Some(command)),
+                _ => return None,
+            })
+        }
+        let config = fs::read_to_string(crate::project_root().join("image/grub.cfg")).unwrap();
+        let mut seen = HashSet::new();
+        for line in config.lines().map(str::trim) {
+            let mut words = line.split_whitespace();
+            let command = match words.next() {
+                None => continue,
+                Some(w) if w.starts_with('#') => continue,
+                Some("if" | "elif") => words.next().unwrap(),
+                Some(w) => w,
+            };
+            let (bios, efi) = needs(command).unwrap_or_else(|| {
+                panic!("grub.cfg runs `{command}`: say in this test which module it needs")
+            });
+            if let Some(module) = bios {
+                assert!(GRUB_MODULES.contains(&module), "core.img lacks {module}");
+            }
+            if let Some(module) = efi {
+                assert!(
+                    GRUB_EFI_MODULES.contains(&module),
+                    "BOOTX64.EFI lacks {module}"
+                );
+            }
+            seen.insert(command);
+        }
+        for command in ["load_env", "save_env", "linux16", "linux", "["] {
+            assert!(seen.contains(command), "grub.cfg no longer runs {command}");
+        }
+    }
+
     #[test]
     fn only_an_executable_without_interpreter_is_static() {
         // An ELF header with one program header at 64, of `kind`.
