@@ -44,8 +44,10 @@ pub(crate) const BENCH_PACKAGES: &[&str] = &["postfix", "util-linux"];
 ///   to list its applets);
 /// - kmod: `depmod -b` for the Debian kernel's modules; cpio, zstd: the initramfs;
 /// - squashfs-tools: the read-only root; e2fsprogs: the empty `/data` ext4;
-/// - dosfstools, mtools, syslinux, syslinux-common: the FAT boot partition and its loader,
-///   all without mounts; genimage: the partition layout; xz-utils: the compressed size.
+/// - dosfstools, mtools: the FAT boot partition, without mounts; grub-common: `grub-mkimage`
+///   and `grub-editenv`, which make the boot loader from `grub-pc-bin`'s files (downloaded into
+///   the image cache, not installed: nothing here installs a boot loader on this machine);
+///   genimage: the partition layout; xz-utils: the compressed size.
 pub(crate) const IMAGE_PACKAGES: &[&str] = &[
     "busybox-static",
     "kmod",
@@ -55,8 +57,7 @@ pub(crate) const IMAGE_PACKAGES: &[&str] = &[
     "e2fsprogs",
     "dosfstools",
     "mtools",
-    "syslinux",
-    "syslinux-common",
+    "grub-common",
     "genimage",
     "xz-utils",
 ];

@@ -7,16 +7,22 @@
 //!    the image has no C library. (musl needs the musl Rust target, and AWS-LC's libssl is C++,
 //!    for which Debian has no musl compiler; the gnu build is 6% larger and needs neither.)
 //! 2. `cache/`: Debian's kernel (`linux-image-FLAVOUR`, see [`Flavour`]), the versioned
-//!    package it depends on, `busybox-static`, and `dropbear-bin` with the shared libraries it
-//!    needs ([`SSH_PACKAGES`]), by `apt-get download`; kept until deleted, so later builds are
+//!    package it depends on, `busybox-static`, `dropbear-bin` with the shared libraries it
+//!    needs ([`SSH_PACKAGES`]), and GRUB for BIOS and UEFI (`grub-pc-bin`,
+//!    `grub-efi-amd64-bin`), by `apt-get download`; kept until deleted, so later builds are
 //!    offline and the kernel stays the one recorded in `manifest.txt`.
 //! 3. `initrd.img`: BusyBox, `image/initramfs/init`, and the kernel modules of the virtio disk
 //!    and network, ext4 and squashfs with what they depend on (`modules.dep`), unless the
 //!    kernel has them built in.
 //! 4. `rootfs.squashfs`: BusyBox and its applets, `postern`, dropbear (the SSH server) with the
 //!    C libraries it is linked against, `image/rootfs-overlay/`.
-//! 5. `data.ext4`: the empty `/data`; `postern.img`: genimage with `image/genimage.cfg`; then
-//!    syslinux on its boot partition; `postern.qcow2`: the same disk for QEMU.
+//! 5. The boot loader: for BIOS, GRUB's `boot.img` (the MBR's code) and a `core.img` made by
+//!    `grub-mkimage` with the modules `image/grub.cfg` needs, which genimage writes into the gap
+//!    between the MBR and the boot partition; for UEFI, `BOOTX64.EFI` (`grub-mkimage` too), which
+//!    goes to `EFI/BOOT/` on the boot partition; `grub.cfg`, and `grubenv` made by
+//!    `grub-editenv` (slot A, nothing to try).
+//! 6. `data.ext4`: the empty `/data`; `postern.img`: genimage with `image/genimage.cfg`;
+//!    `postern.qcow2`: the same disk for QEMU.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -37,7 +43,9 @@ pub(crate) const TARGET: &str = "x86_64-unknown-linux-gnu";
 /// network and random number generator; ext4 for /data (and the crc32c it asks for by a soft
 /// dependency, which BusyBox does not follow); squashfs for the root; `qemu_fw_cfg`, through
 /// which a VM's host can provision the first admin password (`opt/postern/admin-password`,
-/// image/README.md).
+/// image/README.md); vfat with the code page and character set it asks for by default, for the
+/// booted system to record its slot in GRUB's environment on the boot partition (`boot-slot`).
+/// Modules stay loaded after the switch to the root, which has none of its own.
 const MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
@@ -47,7 +55,55 @@ const MODULES: &[&str] = &[
     "ext4",
     "squashfs",
     "qemu_fw_cfg",
+    "vfat",
+    "nls_cp437",
+    "nls_ascii",
 ];
+
+/// The GRUB modules built into `core.img`: the BIOS disk and MBR partitions, the FAT boot
+/// partition, the scripting `image/grub.cfg` uses (`normal`, `test`, `echo`, `loadenv` for
+/// `grubenv`, `sleep`, `reboot`), the serial console, and `linux16`, which boots the kernel as
+/// syslinux did (GRUB's 32-bit `linux` made the kernel start 8-10 s later under TCG). All of them
+/// are in `core.img`, so the boot partition needs no `i386-pc/` folder of modules.
+const GRUB_MODULES: &[&str] = &[
+    "biosdisk",
+    "part_msdos",
+    "fat",
+    "normal",
+    "test",
+    "echo",
+    "loadenv",
+    "sleep",
+    "reboot",
+    "serial",
+    "terminal",
+    "linux16",
+];
+
+/// Where `core.img` finds `grub.cfg` and `grubenv`: `/grub` on the first partition of the disk
+/// it was loaded from (GRUB fills in the BIOS drive), whatever the disk's number.
+const GRUB_PREFIX: &str = "(,msdos1)/grub";
+
+/// The GRUB modules built into `BOOTX64.EFI`: as [`GRUB_MODULES`] without the BIOS disk and
+/// serial driver (the firmware's console reaches the serial port), with `linux` (the EFI boot
+/// protocol) and `efi_gop`, which hands the firmware's framebuffer to the kernel.
+const GRUB_EFI_MODULES: &[&str] = &[
+    "part_msdos",
+    "fat",
+    "normal",
+    "test",
+    "echo",
+    "loadenv",
+    "sleep",
+    "reboot",
+    "terminal",
+    "linux",
+    "efi_gop",
+];
+
+/// Where `BOOTX64.EFI` finds `grub.cfg` and `grubenv`: `/grub` on the partition the firmware
+/// loaded it from.
+const GRUB_EFI_PREFIX: &str = "/grub";
 
 /// The parts of the kernel package that are extracted: the kernel, depmod's inputs, and the
 /// module folders [`MODULES`] come from.
@@ -264,6 +320,7 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
     let kernel = Kernel::fetch(sh, &cache, flavour)?;
     let busybox = Busybox::fetch(sh, &cache)?;
     let dropbear = Dropbear::fetch(sh, &cache)?;
+    let grub = Grub::fetch(sh, &cache)?;
     let fetched = started.elapsed();
 
     let inputs = out.join("inputs");
@@ -295,10 +352,9 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
         "mkfs.ext4 -q -F -L postern-data -E root_owner=0:0 {data} {DATA_SIZE}"
     )
     .run()?;
-    sh.copy_file("/usr/lib/syslinux/mbr/mbr.bin", inputs.join("mbr.bin"))?;
-    sh.copy_file(source.join("syslinux.cfg"), inputs.join("syslinux.cfg"))?;
-
     let config = source.join("genimage.cfg");
+    grub.boot_files(sh, &source, &inputs, &fs::read_to_string(&config)?)?;
+
     let (genimage_out, tmp, root) = (
         staging.join("genimage"),
         staging.join("genimage-tmp"),
@@ -313,20 +369,20 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
     .context("genimage")?;
     let raw = out.join("postern.img");
     fs::rename(genimage_out.join("postern.img"), &raw)?;
-    let offset = boot_partition_offset(&fs::read_to_string(&config)?)?.to_string();
-    cmd!(sh, "syslinux --offset {offset} --install {raw}")
-        .run()
-        .context("installing syslinux on the boot partition")?;
     let qcow2 = out.join("postern.qcow2");
     cmd!(sh, "qemu-img convert -O qcow2 {raw} {qcow2}").run()?;
 
     let manifest = format!(
         "postern {version} ({TARGET}, static)\n\
-         kernel flavour {}\nkernel {} from {}\nbusybox from {}\n{}",
+         kernel flavour {}\nkernel {} from {}\nbusybox from {}\n{}{}",
         flavour.name(),
         kernel.release,
         kernel.deb.display(),
         busybox.deb.display(),
+        grub.debs
+            .iter()
+            .map(|d| format!("boot loader from {}\n", d.display()))
+            .collect::<String>(),
         dropbear
             .debs
             .iter()
@@ -525,6 +581,89 @@ impl Dropbear {
         fs::copy(self.root.join(loader), to.join(loader))?;
         fs::create_dir_all(to.join("lib64"))?;
         std::os::unix::fs::symlink(format!("/{loader}"), to.join("lib64/ld-linux-x86-64.so.2"))?;
+        Ok(())
+    }
+}
+
+/// GRUB for BIOS PCs from `grub-pc-bin` and for UEFI from `grub-efi-amd64-bin`: their images
+/// and modules (`usr/lib/grub/i386-pc`, `usr/lib/grub/x86_64-efi`), extracted once into
+/// `cache/grub/`. The build host's `grub-mkimage` and `grub-editenv` (`grub-common`) put them
+/// together.
+#[derive(Debug)]
+struct Grub {
+    debs: Vec<PathBuf>,
+    /// `.../usr/lib/grub/i386-pc`.
+    modules: PathBuf,
+    /// `.../usr/lib/grub/x86_64-efi`.
+    efi_modules: PathBuf,
+}
+
+impl Grub {
+    fn fetch(sh: &Shell, cache: &Path) -> anyhow::Result<Self> {
+        let debs = ["grub-pc-bin", "grub-efi-amd64-bin"]
+            .iter()
+            .map(|p| download(sh, cache, p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let root = cache.join("grub");
+        let done = root.join(".extracted");
+        let names: String = debs.iter().map(|d| format!("{}\n", d.display())).collect();
+        if fs::read_to_string(&done).ok().as_deref() != Some(names.as_str()) {
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(&root)?;
+            for deb in &debs {
+                extract_parts(deb, &root, &["./usr/lib/grub/*"])?;
+            }
+            fs::write(&done, names)?;
+        }
+        Ok(Self {
+            debs,
+            modules: root.join("usr/lib/grub/i386-pc"),
+            efi_modules: root.join("usr/lib/grub/x86_64-efi"),
+        })
+    }
+
+    /// Puts into `inputs` what genimage.cfg (`config`) asks for of the boot loader: `boot.img`,
+    /// `core.img` (checked to fit before the boot partition), `BOOTX64.EFI`, `grub.cfg` and a
+    /// new `grubenv`.
+    fn boot_files(
+        &self,
+        sh: &Shell,
+        source: &Path,
+        inputs: &Path,
+        config: &str,
+    ) -> anyhow::Result<()> {
+        let modules = &self.modules;
+        sh.copy_file(modules.join("boot.img"), inputs.join("boot.img"))?;
+        let core = inputs.join("core.img");
+        cmd!(
+            sh,
+            "grub-mkimage -O i386-pc -d {modules} -o {core} -p {GRUB_PREFIX} {GRUB_MODULES...}"
+        )
+        .run()
+        .context("grub-mkimage")?;
+        // boot.img loads core.img from sector 1 (its default), up to the boot partition.
+        let room = boot_partition_offset(config)?.saturating_sub(512);
+        if size(&core)? > room {
+            bail!(
+                "GRUB's core.img ({}) does not fit between the MBR and the boot partition ({room} bytes)",
+                mb(size(&core)?)
+            );
+        }
+        let (efi_modules, efi) = (&self.efi_modules, inputs.join("BOOTX64.EFI"));
+        cmd!(
+            sh,
+            "grub-mkimage -O x86_64-efi -d {efi_modules} -o {efi} -p {GRUB_EFI_PREFIX} {GRUB_EFI_MODULES...}"
+        )
+        .run()
+        .context("grub-mkimage for UEFI")?;
+        sh.copy_file(source.join("grub.cfg"), inputs.join("grub.cfg"))?;
+        let env = inputs.join("grubenv");
+        cmd!(sh, "grub-editenv {env} create")
+            .run()
+            .context("grub-editenv")?;
+        cmd!(sh, "grub-editenv {env} set slot=a trial= tries=0")
+            .run()
+            .context("grub-editenv")?;
         Ok(())
     }
 }
@@ -776,8 +915,42 @@ fn load_order(
     Ok(order)
 }
 
-/// The byte offset of the `boot` partition in genimage.cfg (`offset = 1M`), where syslinux is
-/// installed.
+/// For `qemu-test`: a qcow2 copy at `to` of the raw disk `raw` whose GRUB environment tries slot B
+/// once (`slot=a trial=b tries=1`) and whose slot B root partition starts with a mebibyte of
+/// zeros, so that no squashfs is found there: a new slot that cannot boot.
+pub(crate) fn failing_trial_disk(sh: &Shell, raw: &Path, to: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let copy = to.with_extension("img");
+    let env = to.with_extension("grubenv");
+    cmd!(sh, "cp --sparse=always {raw} {copy}").run()?;
+    let _ = fs::remove_file(&env);
+    cmd!(sh, "grub-editenv {env} create").run()?;
+    cmd!(sh, "grub-editenv {env} set slot=a trial=b tries=1").run()?;
+    let config = fs::read_to_string(crate::project_root().join("image/genimage.cfg"))?;
+    let fat = format!("{}@@{}", copy.display(), boot_partition_offset(&config)?);
+    cmd!(sh, "mcopy -o -i {fat} {env} ::grub/grubenv")
+        .run()
+        .context("writing grubenv into the test disk's boot partition")?;
+    let disk = fs::OpenOptions::new().read(true).write(true).open(&copy)?;
+    let mut mbr = [0u8; 512];
+    disk.read_exact_at(&mut mbr, 0)?;
+    // Partition 3 (slot B) is the third entry of the table at byte 446; its first sector (LBA)
+    // is at byte 8 of the entry.
+    let entry = 446 + 2 * 16;
+    let lba = u32::from_le_bytes(mbr[entry + 8..entry + 12].try_into()?);
+    if lba == 0 {
+        bail!("{} has no partition 3 (slot B)", copy.display());
+    }
+    disk.write_all_at(&vec![0u8; 1 << 20], u64::from(lba) * 512)?;
+    drop(disk);
+    cmd!(sh, "qemu-img convert -O qcow2 {copy} {to}").run()?;
+    let _ = fs::remove_file(&copy);
+    let _ = fs::remove_file(&env);
+    Ok(())
+}
+
+/// The byte offset of the `boot` partition in genimage.cfg (`offset = 1M`), before which GRUB's
+/// `core.img` must fit.
 fn boot_partition_offset(config: &str) -> anyhow::Result<u64> {
     let section = config
         .split("partition boot {")
@@ -894,11 +1067,59 @@ kernel/drivers/char/hw_random/virtio-rng.ko:
     }
 
     #[test]
-    fn syslinux_goes_where_genimage_puts_the_boot_partition() {
+    fn core_img_has_room_before_the_boot_partition() {
         let config = fs::read_to_string(crate::project_root().join("image/genimage.cfg")).unwrap();
         assert_eq!(boot_partition_offset(&config).unwrap(), 1 << 20);
         let other = "partition boot {\n\toffset = 2048k\n}\npartition x {\n\toffset = 1G\n}";
         assert_eq!(boot_partition_offset(other).unwrap(), 2 << 20);
+    }
+
+    /// Every command `image/grub.cfg` runs is in the GRUB images that run it: a missing module
+    /// shows only at boot (`qemu-test` boots BIOS, nothing boots UEFI in a test).
+    #[test]
+    fn grub_images_hold_the_commands_of_grub_cfg() {
+        // Command -> the module it needs in core.img (BIOS) and in BOOTX64.EFI (UEFI); None:
+        // built into GRUB's kernel or normal mode, or not run on that platform.
+        fn needs(command: &str) -> Option<(Option<&str>, Option<&str>)> {
+            Some(match command {
+                "set" | "boot" | "else" | "fi" => (None, None),
+                "serial" => (Some("serial"), None),
+                "terminal_input" | "terminal_output" => (Some("terminal"), None),
+                "linux16" | "initrd16" => (Some("linux16"), None),
+                "linux" | "initrd" => (None, Some("linux")),
+                "load_env" | "save_env" => (Some("loadenv"), Some("loadenv")),
+                "[" => (Some("test"), Some("test")),
+                "echo" | "sleep" | "reboot" => (Some(command), Some(command)),
+                _ => return None,
+            })
+        }
+        let config = fs::read_to_string(crate::project_root().join("image/grub.cfg")).unwrap();
+        let mut seen = HashSet::new();
+        for line in config.lines().map(str::trim) {
+            let mut words = line.split_whitespace();
+            let command = match words.next() {
+                None => continue,
+                Some(w) if w.starts_with('#') => continue,
+                Some("if" | "elif") => words.next().unwrap(),
+                Some(w) => w,
+            };
+            let (bios, efi) = needs(command).unwrap_or_else(|| {
+                panic!("grub.cfg runs `{command}`: say in this test which module it needs")
+            });
+            if let Some(module) = bios {
+                assert!(GRUB_MODULES.contains(&module), "core.img lacks {module}");
+            }
+            if let Some(module) = efi {
+                assert!(
+                    GRUB_EFI_MODULES.contains(&module),
+                    "BOOTX64.EFI lacks {module}"
+                );
+            }
+            seen.insert(command);
+        }
+        for command in ["load_env", "save_env", "linux16", "linux", "["] {
+            assert!(seen.contains(command), "grub.cfg no longer runs {command}");
+        }
     }
 
     #[test]

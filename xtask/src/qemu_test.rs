@@ -46,6 +46,11 @@
 //! Every boot: where the time to `postern: ready` went, from the console's lines as they came
 //! (the initramfs prints the kernel's uptime when it starts, rcS says when it starts).
 //!
+//! Slots: a copy of the new disk whose GRUB environment tries slot B once, with slot B's root
+//! zeroed: GRUB boots B's trial, which cannot mount its root and reboots; the next start falls
+//! back to slot A, which records itself as the good slot once Postern is ready, so the start
+//! after that boots slot A without falling back ([`slot_fallback`]).
+//!
 //! All boots: the serial log has no kernel panic, oops or BUG. It is kept, the boots one after
 //! the other, in `target/image/serial.log`.
 
@@ -199,6 +204,7 @@ impl QemuTest {
         let checks = unprovisioned_boot(sh, &vm, &dir, smtp, ssh);
         let third = vm.finish(checks, &log_path)?;
         let _ = fs::remove_file(&disk);
+        let slots = slot_fallback(sh, &built.raw, &forwards, &mut log, &log_path)?;
 
         println!("\nqemu-test: the image booted and passed its checks");
         println!(
@@ -280,6 +286,7 @@ impl QemuTest {
             "  {:<40}shown on the console: {}; SSH takes it",
             "unprovisioned first boot's password", third.1
         );
+        println!("  {:<40}{slots}", "slot B's failing trial boot");
         println!("  {:<40}none", "kernel panic/oops/BUG");
         Ok(())
     }
@@ -346,7 +353,7 @@ fn boot_phases(vm: &Vm, ready: Duration) -> String {
     };
     let kernel = initramfs.as_secs_f64() - uptime;
     format!(
-        "kernel entered at {kernel:.1} s (firmware, syslinux, loading it), initramfs at {:.1} s, \
+        "kernel entered at {kernel:.1} s (firmware, GRUB, loading it), initramfs at {:.1} s, \
          rcS at {:.1} s, Postern {:.1} s after",
         initramfs.as_secs_f64(),
         rcs.as_secs_f64(),
@@ -391,6 +398,86 @@ fn unprovisioned_boot(
     let _ = fs::remove_file(&login.file);
     checked?;
     Ok((ready, password))
+}
+
+/// A new slot that cannot boot is tried once, then the good slot boots again
+/// ([`crate::image::failing_trial_disk`]: slot B tried once, its root zeroed). Three starts of
+/// QEMU on one disk: B's trial, whose initramfs finds no root and reboots (which ends QEMU, as
+/// it runs with -no-reboot); slot A, which GRUB falls back to, until Postern is ready and
+/// `boot-slot` has recorded slot A as the good one; and the start after, which boots slot A
+/// without a word of a trial (stopped once GRUB has said so). What it saw, for the report.
+fn slot_fallback(
+    sh: &Shell,
+    raw: &Path,
+    forwards: &[Forward],
+    log: &mut fs::File,
+    log_path: &Path,
+) -> anyhow::Result<String> {
+    let disk = crate::image::dir().join("qemu-test-slots.qcow2");
+    crate::image::failing_trial_disk(sh, raw, &disk)?;
+    writeln!(log, "\n=== qemu-test: slot B's trial boot, its root zeroed")?;
+    let mut vm = Vm::start(&disk, forwards, None, log.try_clone()?)?;
+    let checks = (|| {
+        let at = vm.wait_for("postern-boot: slot b, trial boot", 0, BOOT_TIMEOUT)?;
+        let at = vm.wait_for(
+            "postern-initramfs: root slot b, a trial boot",
+            at,
+            BOOT_TIMEOUT,
+        )?;
+        vm.wait_for("cannot mount slot b", at, STEP_TIMEOUT)?;
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        while !vm.closed() {
+            if Instant::now() > deadline {
+                bail!("slot B's failed trial boot did not reboot within {STEP_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(vm.started.elapsed())
+    })();
+    let failed = vm.finish(checks, log_path)?;
+
+    writeln!(
+        log,
+        "\n=== qemu-test: the start after slot B's failed trial"
+    )?;
+    let mut vm = Vm::start(&disk, forwards, None, log.try_clone()?)?;
+    let checks = (|| {
+        let at = vm.wait_for(
+            "postern-boot: slot b failed its trial boots; falling back to slot a",
+            0,
+            BOOT_TIMEOUT,
+        )?;
+        let at = vm.wait_for("postern-initramfs: root slot a", at, BOOT_TIMEOUT)?;
+        let at = vm.wait_for("postern: ready", at, BOOT_TIMEOUT)?;
+        let ready = vm.arrival(at);
+        vm.wait_for(
+            "postern: slot b failed its trial boots; slot a stays the good slot",
+            at,
+            STEP_TIMEOUT,
+        )?;
+        Ok(ready)
+    })();
+    let ready = vm.finish(checks, log_path)?;
+
+    writeln!(log, "\n=== qemu-test: the start after that")?;
+    let mut vm = Vm::start(&disk, forwards, None, log.try_clone()?)?;
+    let checks = (|| {
+        let at = vm.wait_for("postern-boot: slot a", 0, BOOT_TIMEOUT)?;
+        vm.wait_for("\n", at, STEP_TIMEOUT)?;
+        let said = vm.since(0);
+        if said.contains("trial") || said.contains("falling back") {
+            bail!("GRUB still tries slot B after slot A recorded itself as the good slot:\n{said}");
+        }
+        Ok(())
+    })();
+    vm.finish(checks, log_path)?;
+    let _ = fs::remove_file(&disk);
+    Ok(format!(
+        "rebooted after {:.1} s; slot A ready {:.1} s after the restart and recorded as good; \
+         the next start boots slot A",
+        failed.as_secs_f64(),
+        ready.as_secs_f64()
+    ))
 }
 
 /// `openssl s_client -starttls smtp` against the forwarded port: the protocol it negotiated, if
