@@ -35,6 +35,7 @@ for dir in dev proc sys run newroot; do
 done
 ln -s lib "$initramfs/lib64"
 cp "$TARGET_DIR/bin/busybox" "$initramfs/bin/busybox"
+chmod 0755 "$initramfs/bin/busybox"
 for dir in bin sbin usr/bin usr/sbin; do
     for link in "$TARGET_DIR/$dir"/*; do
         [ -L "$link" ] || continue
