@@ -499,6 +499,36 @@ mod tests {
         assert!(packages >= 1);
     }
 
+    #[test]
+    fn the_package_builds_with_the_workspaces_release_profile() {
+        let manifest = read(&crate::project_root().join("Cargo.toml"));
+        let profile = manifest
+            .split("[profile.release]")
+            .nth(1)
+            .and_then(|rest| rest.split("\n[").next())
+            .expect("[profile.release] in Cargo.toml");
+        let mk = read(&board().join("package/postern/postern.mk"));
+        let mut compared = 0;
+        for line in profile.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let key = key.trim();
+            // The ones Buildroot's cargo infrastructure overrides.
+            if !["lto", "codegen-units", "opt-level"].contains(&key) {
+                continue;
+            }
+            let variable = format!(
+                "CARGO_PROFILE_RELEASE_{}=\"{}\"",
+                key.to_uppercase().replace('-', "_"),
+                value.trim().trim_matches('"')
+            );
+            assert!(mk.contains(&variable), "postern.mk does not set {variable}");
+            compared += 1;
+        }
+        assert!(compared >= 2, "Cargo.toml's [profile.release]: {profile}");
+    }
+
     /// A genimage section: `kind [name] { ... }` with its settings and subsections.
     #[derive(Debug, Default)]
     struct Section {

@@ -42,6 +42,14 @@ POSTERN_CARGO_ENV = \
 	CARGO_TARGET_DIR=$(@D)/target \
 	LIBCLANG_PATH=$(HOST_DIR)/lib \
 	BINDGEN_EXTRA_CLANG_ARGS="--sysroot=$(STAGING_DIR)"
+# The cargo infrastructure sets every package's release profile from Buildroot's options (no
+# LTO, 16 codegen units, -O2 unless configured otherwise); these put back the workspace's own
+# [profile.release] (Cargo.toml) and cargo's opt-level, so that the binary is the one the
+# offline assembly ships. `cargo test -p xtask` checks they match Cargo.toml.
+POSTERN_CARGO_ENV += \
+	CARGO_PROFILE_RELEASE_LTO="thin" \
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS="4" \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL="3"
 # Only the executable: the workspace's other members are its libraries and xtask.
 POSTERN_CARGO_BUILD_OPTS = --config $(POSTERN_VENDOR_CONFIG) --package postern --bin postern
 
