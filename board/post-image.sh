@@ -47,7 +47,8 @@ for dir in bin sbin usr/bin usr/sbin; do
         esac
     done
 done
-[ -e "$initramfs/bin/sh" ] || fail "BusyBox in $TARGET_DIR has no sh applet"
+# -L: the links lead to /bin/busybox of the initramfs, not of this machine.
+[ -L "$initramfs/bin/sh" ] || fail "BusyBox in $TARGET_DIR has no sh applet"
 
 # The loader, where BusyBox names it (/lib64 leads to /lib, as in Buildroot's root), unless
 # BusyBox is static (BR2_STATIC_LIBS).
