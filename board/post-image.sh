@@ -3,8 +3,8 @@
 # and GRUB's images in output/images, the Postern disk, images/postern.img, laid out by
 # board/genimage.cfg. On the way:
 #   initrd.img     the shared boot initramfs (image/initramfs/init) with the target's BusyBox
-#   postern-boot/  what goes on the FAT boot partition besides the kernels: grub.cfg for BIOS
-#                  and UEFI, bootx64.efi, and grubenv, the slots' order and try counters
+#   postern-boot/  what goes on the FAT boot partition besides the kernels: grub.cfg (from
+#                  image/grub.cfg) and grubenv for GRUB's /grub, and EFI/BOOT/bootx64.efi
 #   boot.img       GRUB's MBR boot code
 #   data.ext4      the empty /data
 set -eu
@@ -83,19 +83,27 @@ chmod 0755 "$initramfs/init"
     gzip -9 -n >"$images/initrd.img"
 
 # --- GRUB -----------------------------------------------------------------------------------
-# GRUB for BIOS reads (hd0,msdos1)/boot/grub/grub.cfg, GRUB for UEFI /EFI/BOOT/grub.cfg on the
-# partition it was loaded from (boot/grub2/grub2.mk): the same file in both places.
+# GRUB for BIOS and for UEFI both read /grub/grub.cfg and /grub/grubenv (grub-early.cfg), the
+# offline assembly's files: image/grub.cfg, whose linux16 and initrd16 (the 16-bit boot protocol,
+# faster under QEMU's emulation) exist for BIOS only, so UEFI uses linux and initrd instead; and
+# a new environment block, as `cargo xtask image` makes it.
 boot=$images/postern-boot
 rm -rf "$boot"
-mkdir -p "$boot/boot/grub" "$boot/EFI/BOOT"
-cp "$board/grub.cfg" "$boot/boot/grub/grub.cfg"
-cp "$board/grub.cfg" "$boot/EFI/BOOT/grub.cfg"
+mkdir -p "$boot/EFI/BOOT"
+[ -f "$shared/grub.cfg" ] || fail "no $shared/grub.cfg, the boot loader configuration both images share"
+sed -e 's|^linux16 \(.*\)$|if [ "$grub_platform" = pc ]; then linux16 \1; else linux \1; fi|' \
+    -e 's|^initrd16 \(.*\)$|if [ "$grub_platform" = pc ]; then initrd16 \1; else initrd \1; fi|' \
+    "$shared/grub.cfg" >"$boot/grub.cfg"
+for command in linux initrd; do
+    grep -q "^if \[ \"\$grub_platform\" = pc \]; then ${command}16 .*; else $command .*; fi\$" \
+        "$boot/grub.cfg" ||
+        fail "$shared/grub.cfg has no line starting with ${command}16 for UEFI's $command (board/README.md)"
+done
+grub-editenv "$boot/grubenv" create
+grub-editenv "$boot/grubenv" set slot=a trial= tries=0
 [ -f "$images/efi-part/EFI/BOOT/bootx64.efi" ] ||
     fail "no $images/efi-part/EFI/BOOT/bootx64.efi: BR2_TARGET_GRUB2_X86_64_EFI is not set?"
 cp "$images/efi-part/EFI/BOOT/bootx64.efi" "$boot/EFI/BOOT/bootx64.efi"
-# A new image holds the same system in both slots; both may boot, A first (board/grub.cfg).
-grub-editenv "$boot/grubenv" create
-grub-editenv "$boot/grubenv" set ORDER="a b" a_OK=1 a_TRY=0 b_OK=1 b_TRY=0
 
 # boot.img is not copied to output/images by the grub2 package (only the core image,
 # grub.img, is): it is taken from GRUB's i386-pc build.
