@@ -114,6 +114,8 @@ impl BuildrootImage {
             bail!("Buildroot finished without {}", raw.display());
         }
         let qcow2 = images.join("postern.qcow2");
+        // A qcow2 of an earlier build is not this image.
+        let _ = fs::remove_file(&qcow2);
         let have_qemu_img = cmd!(sh, "qemu-img --version").quiet().read().is_ok();
         if have_qemu_img {
             cmd!(sh, "qemu-img convert -O qcow2 {raw} {qcow2}").run()?;
