@@ -339,6 +339,8 @@ mod tests {
             "BR2_ROOTFS_POST_IMAGE_SCRIPT",
             "BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES",
             "BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES",
+            "BR2_TARGET_GRUB2_BUILTIN_CONFIG_PC",
+            "BR2_TARGET_GRUB2_BUILTIN_CONFIG_EFI",
         ] {
             assert!(
                 named.contains(&key),
