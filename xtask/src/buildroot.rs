@@ -390,6 +390,14 @@ mod tests {
             Some("y"),
             "{headers}"
         );
+        // GRUB runs its built-in configuration with the rescue parser, where a quote, even in a
+        // comment, takes the lines after it into a string (found booting it in QEMU).
+        let early = read(&board().join("grub-early.cfg"));
+        assert!(
+            !early.contains(['\'', '"']),
+            "a quote in board/grub-early.cfg"
+        );
+        assert!(early.lines().any(|l| l == "set prefix=($root)/grub"));
         // The kernel has what the initramfs would otherwise load as modules: it loads none.
         let kernel = read(&board().join("linux.config"));
         for option in [
