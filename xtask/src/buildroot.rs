@@ -876,7 +876,17 @@ mod tests {
             .split("[[package]]")
             .find(|p| p.contains("\nname = \"anyhow\"\n"))
             .expect("anyhow in Cargo.lock");
-        let work = std::env::temp_dir().join(format!("postern-vendor-test-{}", std::process::id()));
+        /// The test's folder, removed however the test ends.
+        struct Scratch(PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir_all(&self.0);
+            }
+        }
+        let scratch = Scratch(
+            std::env::temp_dir().join(format!("postern-vendor-test-{}", std::process::id())),
+        );
+        let work = scratch.0.clone();
         let _ = fs::remove_dir_all(&work);
         let workspace = work.join("probe");
         fs::create_dir_all(workspace.join("src")).unwrap();
@@ -945,6 +955,5 @@ mod tests {
             without.is_err(),
             "the build found crates without the vendored copy"
         );
-        let _ = fs::remove_dir_all(&work);
     }
 }
