@@ -203,6 +203,9 @@ pub(crate) struct Image {
 
 impl Image {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        if let Some(buildroot) = crate::buildroot::BuildrootImage::requested(&self.args)? {
+            return buildroot.run(sh);
+        }
         let flavour = match self.args.as_slice() {
             [] => Flavour::Cloud,
             [option, name] if option == "--kernel" => Flavour::parse(name)?,

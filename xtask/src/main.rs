@@ -4,12 +4,14 @@
 //!   `--host` on this machine (host mode).
 //! - `cargo xtask ci`: everything CI checks: formatting, clippy, all tests.
 //! - `cargo xtask image [--kernel cloud-amd64|amd64]`: the appliance disk image, assembled
-//!   offline (`target/image/`).
+//!   offline (`target/image/`); `cargo xtask image --buildroot PATH`: the same disk built by
+//!   the Buildroot checkout at PATH from `board/` (`target/buildroot/`, needs a network).
 //! - `cargo xtask qemu [--forward HOST:GUEST]`: boot the image with the console on this terminal.
 //! - `cargo xtask qemu-test`: boot the image and check it from outside.
 //! - `cargo xtask bench [startup] [tls] [smtp] [image]`: measured figures, printed as a table.
 
 mod bench;
+mod buildroot;
 mod ci;
 mod deps;
 mod image;
@@ -38,7 +40,8 @@ fn main() -> anyhow::Result<()> {
         "" | "help" | "--help" => {
             println!(
                 "usage: cargo xtask <run [--host] [-- ARGS] | ci | bench [startup] [tls] [smtp] [image] \
-                 | image [--kernel cloud-amd64|amd64] | qemu [--forward HOST:GUEST] | qemu-test>"
+                 | image [--kernel cloud-amd64|amd64 | --buildroot PATH] \
+                 | qemu [--forward HOST:GUEST] | qemu-test>"
             );
             Ok(())
         }
