@@ -84,21 +84,18 @@ chmod 0755 "$initramfs/init"
 
 # --- GRUB -----------------------------------------------------------------------------------
 # GRUB for BIOS and for UEFI both read /grub/grub.cfg and /grub/grubenv (grub-early.cfg), the
-# offline assembly's files: image/grub.cfg, whose linux16 and initrd16 (the 16-bit boot protocol,
-# faster under QEMU's emulation) exist for BIOS only, so UEFI uses linux and initrd instead; and
-# a new environment block, as `cargo xtask image` makes it.
+# offline assembly's files: image/grub.cfg as it is (it boots with linux16 and initrd16 on BIOS,
+# the 16-bit protocol that is faster under QEMU's emulation, and linux and initrd on UEFI, by
+# $grub_platform), and a new environment block, as `cargo xtask image` makes it.
 boot=$images/postern-boot
 rm -rf "$boot"
 mkdir -p "$boot/EFI/BOOT"
 [ -f "$shared/grub.cfg" ] || fail "no $shared/grub.cfg, the boot loader configuration both images share"
-sed -e 's|^linux16 \(.*\)$|if [ "$grub_platform" = pc ]; then linux16 \1; else linux \1; fi|' \
-    -e 's|^initrd16 \(.*\)$|if [ "$grub_platform" = pc ]; then initrd16 \1; else initrd \1; fi|' \
-    "$shared/grub.cfg" >"$boot/grub.cfg"
-for command in linux initrd; do
-    grep -q "^if \[ \"\$grub_platform\" = pc \]; then ${command}16 .*; else $command .*; fi\$" \
-        "$boot/grub.cfg" ||
-        fail "$shared/grub.cfg has no line starting with ${command}16 for UEFI's $command (board/README.md)"
+for command in "linux16 /bzImage-" "initrd16 /initrd-" "linux /bzImage-" "initrd /initrd-"; do
+    grep -q "^[[:space:]]*$command" "$shared/grub.cfg" ||
+        fail "$shared/grub.cfg has no '$command' line: it must boot on BIOS and on UEFI (board/README.md)"
 done
+cp "$shared/grub.cfg" "$boot/grub.cfg"
 grub-editenv "$boot/grubenv" create
 grub-editenv "$boot/grubenv" set slot=a trial= tries=0
 [ -f "$images/efi-part/EFI/BOOT/bootx64.efi" ] ||
