@@ -11,13 +11,13 @@
 //! - a file whose generation is no longer the committed one was confirmed (by a later commit)
 //!   just before a crash: it is dropped.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use postern_config::store::replace_file;
 use postern_control::Confirmation;
 use tokio::sync::watch;
 
@@ -144,23 +144,7 @@ impl ConfirmFile {
 
     /// Written to a temporary name, fsynced, renamed into place, the directory fsynced.
     fn write(&self, record: &Record) -> io::Result<()> {
-        let tmp = self.dir.join(format!(".{FILE}.tmp"));
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(record.to_text().as_bytes())?;
-            file.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        fs::rename(&tmp, self.path())?;
-        File::open(&self.dir)?.sync_all()
+        replace_file(&self.path(), record.to_text().as_bytes())
     }
 
     pub(crate) fn remove(&self) -> io::Result<()> {

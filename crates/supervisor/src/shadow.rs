@@ -3,13 +3,13 @@
 //! committed users at start and after every commit that changes them, so that `passwd` and
 //! `userconfig` reach the system logins too.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use postern_config::Config;
+use postern_config::store::replace_file;
 use tokio::sync::watch;
 
 use crate::owner::{ConfigOwner, unix_now};
@@ -54,23 +54,7 @@ fn earlier_login(data: &Path, name: &str) -> Option<String> {
 /// one, never a part.
 pub fn write(data: &Path, text: &str) -> io::Result<PathBuf> {
     let path = data.join(SHADOW);
-    let tmp = data.join("run/.shadow.tmp");
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fs::rename(&tmp, &path)?;
-    File::open(data.join("run"))?.sync_all()?;
+    replace_file(&path, text.as_bytes())?;
     Ok(path)
 }
 

@@ -374,7 +374,25 @@ fn write_generation(dir: &Path, generation: &Generation) -> Result<(), StoreErro
     bytes.extend_from_slice(&payload);
 
     let path = generation_path(dir, generation.commit.generation);
-    let tmp = dir.join(format!(".gen-{}.tmp", generation.commit.generation));
+    replace_file(&path, &bytes).map_err(io_err("write", &path))
+}
+
+/// Puts `bytes` at `path` (mode 0600) so that a reader, or a restart after a power cut, finds the
+/// old file or the new one and never a part: written to a temporary name in the same directory,
+/// fsynced, renamed into place, the directory fsynced. A write that fails (a full disk) leaves
+/// no temporary file behind. The store's generations, the supervisor's pending confirmation and
+/// the login shadow file are written so.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a file path", path.display()),
+        ));
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -382,22 +400,15 @@ fn write_generation(dir: &Path, generation: &Generation) -> Result<(), StoreErro
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.sync_all()
     })();
     if let Err(e) = written {
-        // Best effort: a full disk must not also leave the partial file behind.
         let _ = fs::remove_file(&tmp);
-        return Err(io_err("write", &tmp)(e));
+        return Err(e);
     }
-    fs::rename(&tmp, &path).map_err(io_err("rename", &path))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync", dir))
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
 }
 
 fn read_generation(path: &Path) -> Result<Generation, String> {

@@ -407,7 +407,7 @@ fn a_leftover_temporary_file_does_not_confuse_open() {
     let current = store.current().clone();
     drop(store);
     // A crash while writing generation 3.
-    let tmp = dir.path().join(".gen-3.tmp");
+    let tmp = dir.path().join(".gen-0000000003.cfg.tmp");
     fs::write(&tmp, b"PSTNCFG\0half a generation").unwrap();
 
     let mut store = open(dir.path());
