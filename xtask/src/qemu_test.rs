@@ -42,6 +42,8 @@
 //!
 //! Third boot, of a new overlay without a provisioned password (as on hardware): the console
 //! shows the random admin password of the first start once Postern is ready, and SSH takes it.
+//! Then the CLI's `shutdown`, confirmed over SSH: Postern stops in order (rcK prints `postern:
+//! stopped`) and the guest powers off, which ends QEMU.
 //!
 //! Every boot: where the time to `postern: ready` went, from the console's lines as they came
 //! (the initramfs prints the kernel's uptime when it starts, rcS says when it starts).
@@ -286,6 +288,11 @@ impl QemuTest {
             "  {:<40}shown on the console: {}; SSH takes it",
             "unprovisioned first boot's password", third.1
         );
+        println!(
+            "  {:<40}Postern stopped in order, the guest powered off {:.1} s after the command",
+            "`shutdown` in the CLI (over SSH)",
+            third.2.as_secs_f64()
+        );
         println!("  {:<40}{slots}", "slot B's failing trial boot");
         println!("  {:<40}none", "kernel panic/oops/BUG");
         Ok(())
@@ -367,14 +374,15 @@ const INITRAMFS_MARK: &str = "postern-initramfs: started at uptime ";
 const RCS_MARK: &str = "postern: system start";
 
 /// A first boot without a provisioned password: the console shows the random one once Postern
-/// is ready, and SSH takes it; the boot's readiness and the password.
+/// is ready, and SSH takes it; then the CLI's `shutdown` powers the guest off. The boot's
+/// readiness, the password, and how long the shutdown took.
 fn unprovisioned_boot(
     sh: &Shell,
     vm: &Vm,
     dir: &Path,
     smtp: u16,
     ssh: u16,
-) -> anyhow::Result<(Readiness, String)> {
+) -> anyhow::Result<(Readiness, String, Duration)> {
     const SHOWN: &str = "postern: first start: the admin password is ";
     let ready = readiness(vm, smtp)?;
     let at = vm.wait_for(SHOWN, 0, STEP_TIMEOUT)?;
@@ -394,10 +402,30 @@ fn unprovisioned_boot(
         password: password.clone(),
         file,
     };
-    let checked = ssh_checks(sh, vm, &login, ssh);
+    let checked = ssh_checks(sh, vm, &login, ssh).and_then(|_| shutdown(sh, vm, &login, ssh));
     let _ = fs::remove_file(&login.file);
-    checked?;
-    Ok((ready, password))
+    let powered_off = checked?;
+    Ok((ready, password, powered_off))
+}
+
+/// The CLI's `shutdown` over SSH, confirmed: Postern stops in order (rcK says `postern:
+/// stopped`) and the guest powers off, which ends QEMU. How long that took.
+fn shutdown(sh: &Shell, vm: &Vm, login: &Login, port: u16) -> anyhow::Result<Duration> {
+    let from = vm.since(0).len();
+    let began = Instant::now();
+    let (_, said) = ssh_with(sh, port, &login.file, Some("shutdown"), "y\n")?;
+    if !said.contains("Shutting down the appliance") {
+        bail!("`shutdown` over SSH did not shut down:\n{said}");
+    }
+    vm.wait_for("postern: stopped", from, STEP_TIMEOUT)?;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while !vm.closed() {
+        if Instant::now() > deadline {
+            bail!("the guest did not power off within {STEP_TIMEOUT:?} of `shutdown`");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(began.elapsed())
 }
 
 /// A new slot that cannot boot is tried once, then the good slot boots again
