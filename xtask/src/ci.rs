@@ -19,7 +19,7 @@ impl Ci {
         .run()?;
         step("tests");
         cmd!(sh, "cargo test --workspace --locked").run()?;
-        // The release build it needs takes about 5 minutes from nothing; the boots 20 s.
+        // The release build it needs takes about 5 minutes from nothing; its boots about 2 minutes.
         step("image: build it and boot it in QEMU (cargo xtask qemu-test)");
         crate::qemu_test::QemuTest.run(sh)?;
         step("all checks passed");

@@ -862,7 +862,7 @@ fn rootfs(
 }
 
 /// `postern.img.xz` beside the image: what a download of it weighs.
-fn compress(sh: &Shell, raw: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn compress(sh: &Shell, raw: &Path) -> anyhow::Result<PathBuf> {
     let out = raw.with_extension("img.xz");
     let bytes = cmd!(sh, "xz -T2 -6 -c {raw}").output()?.stdout;
     fs::write(&out, bytes)?;

@@ -148,8 +148,7 @@ fn compressed_size(sh: &Shell, raw: &Path) -> anyhow::Result<u64> {
             "xtask: compressing {} as `cargo xtask image` does",
             raw.display()
         );
-        let bytes = cmd!(sh, "xz -T2 -6 -c {raw}").output()?.stdout;
-        fs::write(&xz, bytes).with_context(|| format!("writing {}", xz.display()))?;
+        crate::image::compress(sh, raw)?;
     }
     Ok(fs::metadata(&xz)?.len())
 }
