@@ -49,8 +49,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The repository's root, the folder above `xtask/`.
+///
+/// Read when it runs: `cargo run` (the `xtask` alias) sets `CARGO_MANIFEST_DIR` for the program
+/// it runs. The value compiled in is only the fallback: cargo does not rebuild an unchanged
+/// xtask for another checkout sharing the target directory (CI's reuse of a warm one), so it
+/// can name a checkout that is not this one, or no longer exists.
 fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default()
