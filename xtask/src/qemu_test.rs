@@ -355,16 +355,23 @@ fn boot_phases(vm: &Vm, ready: Duration) -> String {
     let rcs = text
         .find(RCS_MARK)
         .map(|at| vm.arrival(at + RCS_MARK.len()));
-    let (Some((initramfs, Some(uptime))), Some(rcs)) = (initramfs, rcs) else {
-        return "(the console did not say when the initramfs and rcS started)".to_owned();
+    let supervisor = text
+        .find(SUPERVISOR_MARK)
+        .map(|at| vm.arrival(at + SUPERVISOR_MARK.len()));
+    let (Some((initramfs, Some(uptime))), Some(rcs), Some(supervisor)) =
+        (initramfs, rcs, supervisor)
+    else {
+        return "(the console did not say when the initramfs, rcS and the supervisor started)"
+            .to_owned();
     };
     let kernel = initramfs.as_secs_f64() - uptime;
     format!(
         "kernel entered at {kernel:.1} s (firmware, GRUB, loading it), initramfs at {:.1} s, \
-         rcS at {:.1} s, Postern {:.1} s after",
+         rcS at {:.1} s, the supervisor at {:.1} s, Postern ready {:.1} s after",
         initramfs.as_secs_f64(),
         rcs.as_secs_f64(),
-        (ready - rcs).as_secs_f64()
+        supervisor.as_secs_f64(),
+        (ready - supervisor).as_secs_f64()
     )
 }
 
@@ -372,6 +379,8 @@ fn boot_phases(vm: &Vm, ready: Duration) -> String {
 const INITRAMFS_MARK: &str = "postern-initramfs: started at uptime ";
 /// What rcS prints first.
 const RCS_MARK: &str = "postern: system start";
+/// What init's start script of the supervisor prints before it runs Postern.
+const SUPERVISOR_MARK: &str = "postern: supervisor starting";
 
 /// A first boot without a provisioned password: the console shows the random one once Postern
 /// is ready, and SSH takes it; then the CLI's `shutdown` powers the guest off. The boot's
