@@ -68,7 +68,8 @@ pub(crate) const QEMU_PACKAGES: &[&str] = &["qemu-system-x86", "qemu-utils"];
 
 /// What `cargo xtask qemu-test` talks to the guest with: openssl (STARTTLS), curl (HTTPS),
 /// openssh-client (`ssh`, `ssh-keyscan`) and sshpass (the password login over SSH).
-pub(crate) const QEMU_TEST_PACKAGES: &[&str] = &["openssl", "curl", "openssh-client", "sshpass"];
+pub(crate) const QEMU_TEST_PACKAGES: &[&str] =
+    &["openssl", "curl", "openssh-client", "sshpass", "ovmf"];
 
 /// Debconf answers given before a package is installed, as `debconf-set-selections` reads
 /// them; each line starts with the package it is for.

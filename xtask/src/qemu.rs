@@ -73,7 +73,13 @@ pub(crate) struct Boot<'a> {
     /// A file holding the first admin password, given to the guest as the fw_cfg item
     /// `opt/postern/admin-password`: a fresh `/data` takes it (image/README.md).
     pub(crate) admin_password: Option<&'a Path>,
+    /// UEFI firmware instead of the BIOS: OVMF's code (Debian's `ovmf`, [`OVMF_CODE`]) with
+    /// this copy of its variable store, which the firmware writes.
+    pub(crate) uefi_vars: Option<&'a Path>,
 }
+
+/// OVMF's code, read-only; its variable store is `OVMF_VARS_4M.fd` beside it.
+pub(crate) const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 
 impl Boot<'_> {
     /// The `qemu-system-x86_64` command for this boot.
@@ -143,6 +149,18 @@ impl Boot<'_> {
             }
             args.push("-fw_cfg".to_owned());
             args.push(format!("name=opt/postern/admin-password,file={file}"));
+        }
+        if let Some(vars) = self.uefi_vars {
+            let vars = vars
+                .to_str()
+                .context("the UEFI variable store's path is not UTF-8")?;
+            if vars.contains(',') {
+                bail!("QEMU cannot take a file path with a comma: {vars}");
+            }
+            args.push("-drive".to_owned());
+            args.push(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"));
+            args.push("-drive".to_owned());
+            args.push(format!("if=pflash,format=raw,file={vars}"));
         }
         // A program watches the console: a reboot (a kernel panic's, with panic=10) ends QEMU
         // instead of booting again behind its back.
@@ -214,6 +232,7 @@ impl Qemu {
             forwards: &forwards,
             serial: Serial::Terminal,
             admin_password: None,
+            uefi_vars: None,
         };
         let status = boot
             .command()?
@@ -291,6 +310,7 @@ mod tests {
             forwards: &forwards,
             serial: Serial::Pipe,
             admin_password: Some(Path::new("/t/password")),
+            uefi_vars: None,
         };
         let args = boot.args(&machine).unwrap();
         let after = |option: &str| {
@@ -320,6 +340,7 @@ mod tests {
             snapshot: false,
             serial: Serial::Terminal,
             admin_password: None,
+            uefi_vars: None,
             ..boot
         };
         let args = interactive.args(&machine).unwrap();

@@ -53,6 +53,9 @@
 //! back to slot A, which records itself as the good slot once Postern is ready, so the start
 //! after that boots slot A without falling back ([`slot_fallback`]).
 //!
+//! UEFI: a new disk under OVMF (Debian's `ovmf`) instead of SeaBIOS: GRUB's `BOOTX64.EFI`
+//! boots slot A and Postern gets ready ([`uefi_boot`]).
+//!
 //! All boots: the serial log has no kernel panic, oops or BUG. It is kept, the boots one after
 //! the other, in `target/image/serial.log`.
 
@@ -208,6 +211,14 @@ impl QemuTest {
         let _ = fs::remove_file(&disk);
         let slots = slot_fallback(sh, &built.raw, &forwards, &mut log, &log_path)?;
 
+        writeln!(log, "\n=== qemu-test: UEFI boot (OVMF), a new disk")?;
+        cmd!(sh, "qemu-img create -q -f qcow2 -F qcow2 -b {image} {disk}")
+            .run()
+            .context("making the test disk")?;
+        let uefi = uefi_boot(&disk, &forwards, smtp, &mut log, &log_path);
+        let _ = fs::remove_file(&disk);
+        let uefi = uefi?;
+
         println!("\nqemu-test: the image booted and passed its checks");
         println!(
             "  {:<40}{:.1} s",
@@ -294,6 +305,12 @@ impl QemuTest {
             third.2.as_secs_f64()
         );
         println!("  {:<40}{slots}", "slot B's failing trial boot");
+        println!(
+            "  {:<40}{:.1} s to `postern: ready`, {:.1} s to the SMTP 220 banner (a first boot)",
+            "UEFI (OVMF, GRUB's BOOTX64.EFI)",
+            uefi.ready.as_secs_f64(),
+            uefi.banner.as_secs_f64()
+        );
         println!("  {:<40}none", "kernel panic/oops/BUG");
         Ok(())
     }
@@ -381,6 +398,40 @@ const INITRAMFS_MARK: &str = "postern-initramfs: started at uptime ";
 const RCS_MARK: &str = "postern: system start";
 /// What init's start script of the supervisor prints before it runs Postern.
 const SUPERVISOR_MARK: &str = "postern: supervisor starting";
+
+/// The same disk under UEFI firmware (OVMF) instead of the BIOS: GRUB's `BOOTX64.EFI` on the
+/// boot partition boots slot A with the EFI boot protocol, and Postern gets ready.
+fn uefi_boot(
+    disk: &Path,
+    forwards: &[Forward],
+    smtp: u16,
+    log: &mut fs::File,
+    log_path: &Path,
+) -> anyhow::Result<Readiness> {
+    // The firmware writes its variable store: a copy of the empty one, per run.
+    let vars = crate::image::dir().join("qemu-test-uefi-vars.fd");
+    let empty = Path::new(crate::qemu::OVMF_CODE).with_file_name("OVMF_VARS_4M.fd");
+    fs::copy(&empty, &vars).with_context(|| format!("copying {}", empty.display()))?;
+    let boot = Boot {
+        disk,
+        snapshot: false,
+        forwards,
+        serial: Serial::Pipe,
+        admin_password: None,
+        uefi_vars: Some(&vars),
+    };
+    let mut vm = Vm::boot(&boot, log.try_clone()?)?;
+    let checks = readiness(&vm, smtp).and_then(|ready| {
+        if vm.since(0).contains("postern-boot: slot a") {
+            Ok(ready)
+        } else {
+            bail!("GRUB did not say it boots slot a under UEFI")
+        }
+    });
+    let ready = vm.finish(checks, log_path);
+    let _ = fs::remove_file(&vars);
+    ready
+}
 
 /// A first boot without a provisioned password: the console shows the random one once Postern
 /// is ready, and SSH takes it; then the CLI's `shutdown` powers the guest off. The boot's
@@ -1180,7 +1231,7 @@ impl Vm {
         disk: &Path,
         forwards: &[Forward],
         password: Option<&Path>,
-        mut log: fs::File,
+        log: fs::File,
     ) -> anyhow::Result<Self> {
         let boot = Boot {
             disk,
@@ -1188,7 +1239,13 @@ impl Vm {
             forwards,
             serial: Serial::Pipe,
             admin_password: password,
+            uefi_vars: None,
         };
+        Self::boot(&boot, log)
+    }
+
+    /// Starts QEMU as `boot` says; what the console prints is appended to `log` too.
+    pub(crate) fn boot(boot: &Boot<'_>, mut log: fs::File) -> anyhow::Result<Self> {
         let started = Instant::now();
         let mut child = boot
             .command()?
