@@ -287,6 +287,15 @@ pub(crate) fn free_forwards() -> anyhow::Result<Vec<Forward>> {
         .collect()
 }
 
+/// The host port that `forwards` forwards to the guest's `guest`.
+pub(crate) fn host_port(forwards: &[Forward], guest: u16) -> anyhow::Result<u16> {
+    forwards
+        .iter()
+        .find(|f| f.guest == guest)
+        .map(|f| f.host)
+        .with_context(|| format!("no forward of guest port {guest}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,26 +102,8 @@ impl QemuTest {
         let built = crate::image::build_if_stale(sh)?;
         let build_time = build_started.elapsed();
         let forwards = crate::qemu::free_forwards()?;
-        let smtp = forwards
-            .iter()
-            .find(|f| f.guest == 25)
-            .context("no SMTP forward")?
-            .host;
-        let gui = forwards
-            .iter()
-            .find(|f| f.guest == 443)
-            .context("no Classic UI forward")?
-            .host;
-        let ssh = forwards
-            .iter()
-            .find(|f| f.guest == 22)
-            .context("no SSH forward")?
-            .host;
-        let ngui = forwards
-            .iter()
-            .find(|f| f.guest == 4431)
-            .context("no NGUI forward")?
-            .host;
+        let port = |guest| crate::qemu::host_port(&forwards, guest);
+        let (smtp, gui, ssh, ngui) = (port(25)?, port(443)?, port(22)?, port(4431)?);
         // The next hops of the mail checks, on the host: the sink listens from the start; the
         // held message's port only from the second boot on.
         let run = mail::run_token()?;

@@ -32,13 +32,7 @@ pub(super) fn image(sh: &Shell) -> anyhow::Result<()> {
     let built = crate::image::build_if_stale(sh)?;
     let compressed = compressed_size(sh, &built.raw)?;
     let forwards = crate::qemu::free_forwards()?;
-    let port = |guest: u16| {
-        forwards
-            .iter()
-            .find(|f| f.guest == guest)
-            .map(|f| f.host)
-            .with_context(|| format!("no forward of guest port {guest}"))
-    };
+    let port = |guest| crate::qemu::host_port(&forwards, guest);
     let (smtp, ssh_port) = (port(25)?, port(22)?);
     let dir = crate::image::dir();
     let disk = dir.join("bench.qcow2");

@@ -109,12 +109,7 @@ pub(super) fn commit<C: Console>(session: &mut Session<C>, args: &str) -> Result
                 "Changes committed: {when} (configuration generation {})",
                 landed.generation
             )?;
-            if let Some(earlier) = landed.confirmed {
-                writeln!(
-                    out,
-                    "Commit {earlier} is confirmed by this commit and will not be rolled back."
-                )?;
-            }
+            say_confirmed(out, landed.confirmed)?;
             if let Some(c) = &landed.confirmation {
                 writeln!(
                     out,
@@ -192,6 +187,17 @@ pub(super) fn commitdetail<C: Console>(
         write_commit(out, commit)?;
     }
     Ok(())
+}
+
+/// What a commit that also confirmed an earlier `commit confirmed` says of it.
+pub(super) fn say_confirmed(out: &mut dyn Write, earlier: Option<u64>) -> std::io::Result<()> {
+    match earlier {
+        Some(earlier) => writeln!(
+            out,
+            "Commit {earlier} is confirmed by this commit and will not be rolled back."
+        ),
+        None => Ok(()),
+    }
 }
 
 fn write_commit(out: &mut dyn Write, commit: &Commit) -> std::io::Result<()> {

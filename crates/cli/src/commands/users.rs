@@ -239,12 +239,7 @@ pub(super) fn passwd<C: Console>(session: &mut Session<C>, args: &str) -> Result
         "Password changed (configuration generation {}).",
         landed.generation
     )?;
-    if let Some(earlier) = landed.confirmed {
-        writeln!(
-            out,
-            "Commit {earlier} is confirmed by this commit and will not be rolled back."
-        )?;
-    }
+    super::commit::say_confirmed(out, landed.confirmed)?;
     Ok(())
 }
 
