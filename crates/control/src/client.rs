@@ -6,7 +6,9 @@ use postern_config::{Commit, Config, Generation};
 use tokio::net::UnixStream;
 
 use crate::frame::{FrameError, read_frame, write_frame};
-use crate::message::{Confirmation, ControlError, PROTOCOL_VERSION, Request, Response, Status};
+use crate::message::{
+    Confirmation, ControlError, FactoryCertificate, PROTOCOL_VERSION, Request, Response, Status,
+};
 
 /// Why a control request failed.
 #[derive(Debug, thiserror::Error)]
@@ -292,6 +294,8 @@ pub enum Event {
     DeliverNow(Option<String>),
     /// The outstanding `commit confirmed` changed (made, confirmed, or rolled back).
     Confirmation(Option<Confirmation>),
+    /// The factory certificates made so far (the first set follows the first configuration).
+    FactoryCertificates(Vec<FactoryCertificate>),
 }
 
 impl Subscription {
@@ -301,8 +305,25 @@ impl Subscription {
             Some(Response::Config(g)) => Ok(Event::Config(g)),
             Some(Response::DeliverNow { domain }) => Ok(Event::DeliverNow(domain)),
             Some(Response::Confirmation(c)) => Ok(Event::Confirmation(c)),
+            Some(Response::FactoryCertificates(c)) => Ok(Event::FactoryCertificates(c)),
             Some(other) => Err(unexpected(&other)),
             None => Err(ClientError::Closed),
+        }
+    }
+
+    /// What a service starts from: the current configuration and the factory certificates,
+    /// the first two events of a subscription.
+    pub async fn first(&mut self) -> Result<(Generation, Vec<FactoryCertificate>), ClientError> {
+        let Event::Config(generation) = self.next_event().await? else {
+            return Err(ClientError::Unexpected(
+                "a subscription that does not start with the configuration".into(),
+            ));
+        };
+        match self.next_event().await? {
+            Event::FactoryCertificates(certificates) => Ok((*generation, certificates)),
+            _ => Err(ClientError::Unexpected(
+                "no factory certificates after the first configuration".into(),
+            )),
         }
     }
 

@@ -7,7 +7,8 @@
 //!   size limit that makes an oversized or garbage frame close its connection and nothing else.
 //! - [`message`]: the requests, the responses and the status report. A connection opens with
 //!   [`Request::Hello`] carrying [`PROTOCOL_VERSION`]; after [`Request::Subscribe`] the server
-//!   pushes every newly committed configuration on that connection.
+//!   pushes every newly committed configuration on that connection, and the factory
+//!   certificates.
 //! - [`client`]: a small async client for the CLI, the services and tests.
 
 pub mod client;
@@ -17,8 +18,8 @@ pub mod message;
 pub use client::{Client, ClientError, Committed, Event, Subscription};
 pub use frame::FrameError;
 pub use message::{
-    Confirmation, ControlError, Gauges, PROTOCOL_VERSION, Request, Response, ServiceState,
-    ServiceStatus, Status,
+    Confirmation, ControlError, FactoryCertificate, Gauges, PROTOCOL_VERSION, Request, Response,
+    ServiceState, ServiceStatus, Status,
 };
 
 /// Where the control socket lives inside a data directory.

@@ -4,7 +4,7 @@ use postern_config::{Commit, Config, ConfigError, Generation};
 use serde::{Deserialize, Serialize};
 
 /// Sent in [`Request::Hello`] and [`Response::Hello`]; a server refuses another version.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// What a client asks the supervisor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,7 +52,8 @@ pub enum Request {
     Journal,
     /// The generations that can be rolled back to, newest first.
     Kept,
-    /// Push every new committed configuration on this connection from now on.
+    /// Push every new committed configuration on this connection from now on, and the factory
+    /// certificates.
     Subscribe,
     /// Uptime, service states, gauges and counters.
     Status,
@@ -95,6 +96,11 @@ pub enum Response {
     /// Pushed on a subscription when the outstanding `commit confirmed` changes (after the
     /// first configuration, when there is one).
     Confirmation(Option<Confirmation>),
+    /// Pushed on a subscription after the first configuration, and again when one is made:
+    /// the factory certificates the services present when none is assigned. The supervisor
+    /// makes them (in `DATA/certs`, which only root reads); the RSA one is made after the
+    /// services have started, as it takes seconds on a slow CPU.
+    FactoryCertificates(Vec<FactoryCertificate>),
     /// The outstanding `commit confirmed` of this generation is confirmed.
     Confirmed {
         generation: u64,
@@ -104,6 +110,22 @@ pub enum Response {
     Status(Box<Status>),
     Done,
     Error(ControlError),
+}
+
+/// A factory certificate as PEM: the certificate and its private key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactoryCertificate {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for FactoryCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key, should one be logged.
+        f.debug_struct("FactoryCertificate")
+            .field("chain_pem", &self.chain_pem)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the supervisor refused a request.

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_config::{Config, ListenerName, ListenerTls, TlsService};
-use postern_control::{Client, ClientError, Event};
+use postern_control::{Client, ClientError, Event, FactoryCertificate};
 use postern_logs::{SharedLog, Subscription};
-use postern_tls::{Identity, KeyKind, TlsAcceptor, identities_for};
+use postern_tls::{Identity, TlsAcceptor, identities_for};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -34,8 +34,6 @@ pub enum ServiceError {
     Control(#[from] ClientError),
     #[error("the mail queue: {0}")]
     Queue(#[from] QueueError),
-    #[error("the certificates: {0}")]
-    Certificate(#[from] postern_tls::CertificateError),
     #[error("cannot open mail_logs: {0}")]
     Log(std::io::Error),
     #[error("cannot give up root privileges after binding the listeners: {0}")]
@@ -59,7 +57,8 @@ pub async fn run(
     let socket = postern_control::socket_path(data);
     let mut control = Client::connect(&socket, SERVICE).await?;
     let mut configs = Client::connect(&socket, SERVICE).await?.subscribe().await?;
-    let config = configs.next().await?.config;
+    let (first, factory) = configs.first().await?;
+    let mut config = first.config;
 
     let mail_log =
         SharedLog::open(data, Subscription::MailLogs, false).map_err(ServiceError::Log)?;
@@ -69,7 +68,7 @@ pub async fn run(
     }
     let queue = opened.queue;
     let inbound = Inbound::new(queue.clone(), mail_log.clone());
-    let certs = Certificates::load(&data.join("certs"), &config)?;
+    let mut certs = Certificates::new(&factory, &mail_log);
     let roots = system_roots(&mail_log);
 
     let mut bound = Vec::new();
@@ -121,8 +120,23 @@ pub async fn run(
                 }
             }
             next = configs.next_event() => {
-                let new = match next {
-                    Ok(Event::Config(generation)) => generation.config,
+                match next {
+                    Ok(Event::Config(generation)) => {
+                        config = generation.config;
+                        // A listener added, removed or moved makes the supervisor restart this
+                        // service ([`needs_restart`]); everything else applies to the next
+                        // connection. Delivery's policy is replaced first: mail that the new
+                        // inbound policy lets in (a RAT entry committed with the route for its
+                        // domain) must never be delivered with the old routes, which would
+                        // bounce it. The scheduler reads the policy after it has seen the
+                        // message.
+                        delivery_policy
+                            .send_replace(Arc::new(delivery_policy_of(&config, &roots, &mail_log)));
+                    }
+                    // The factory RSA certificate, made after the start: presented from now on.
+                    Ok(Event::FactoryCertificates(factory)) => {
+                        certs = Certificates::new(&factory, &mail_log);
+                    }
                     Ok(Event::DeliverNow(domain)) => {
                         let made_due = queue.deliver_now(domain.as_deref());
                         mail_log.info(&format!(
@@ -137,15 +151,8 @@ pub async fn run(
                     // than serve a stale policy; only a broken connection is an error.
                     Err(ClientError::Closed) => break Ok(()),
                     Err(e) => break Err(e.into()),
-                };
-                // A listener added, removed or moved makes the supervisor restart this service
-                // ([`needs_restart`]); everything else applies to the next connection.
-                // Delivery's policy is replaced first: mail that the new inbound policy lets in
-                // (a RAT entry committed with the route for its domain) must never be delivered
-                // with the old routes, which would bounce it. The scheduler reads the policy
-                // after it has seen the message.
-                delivery_policy.send_replace(Arc::new(delivery_policy_of(&new, &roots, &mail_log)));
-                for (name, policy) in certs.policies(&new, &mail_log) {
+                }
+                for (name, policy) in certs.policies(&config, &mail_log) {
                     if let Some(tx) = policies.get(&name) {
                         tx.send_replace(Arc::new(policy));
                     }
@@ -234,13 +241,20 @@ struct Certificates {
 }
 
 impl Certificates {
-    fn load(dir: &Path, config: &Config) -> Result<Self, ServiceError> {
-        let hostname = config.system.hostname.as_str();
-        let factory = [KeyKind::EcdsaP256, KeyKind::Rsa2048]
-            .into_iter()
-            .map(|kind| Identity::factory(dir, hostname, kind))
-            .collect::<Result<_, _>>()?;
-        Ok(Self { factory })
+    /// The factory certificates the supervisor sent; one that cannot be read is left out, and
+    /// said so.
+    fn new(factory: &[FactoryCertificate], log: &SharedLog) -> Self {
+        let factory = factory
+            .iter()
+            .filter_map(|c| {
+                Identity::from_pem(c.chain_pem.as_bytes(), c.key_pem.as_bytes())
+                    .inspect_err(|e| {
+                        log.critical(&format!("A factory certificate cannot be used: {e}"));
+                    })
+                    .ok()
+            })
+            .collect();
+        Self { factory }
     }
 
     /// Each listener's policy under `config`. A TLS policy the engine refuses (which a commit

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use postern_control::frame::{read_frame, write_frame};
-use postern_control::{ControlError, PROTOCOL_VERSION, Request, Response};
+use postern_control::{ControlError, FactoryCertificate, PROTOCOL_VERSION, Request, Response};
 use postern_logs::{CliEvent, SharedLog};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
@@ -200,8 +200,14 @@ async fn push_configurations(
     let mut configs = owner.subscribe();
     let mut confirmations = owner.confirmations();
     let mut deliveries = owner.deliver_now_requests();
+    let mut factory = owner.factory_certificates();
     let config = |g: &Arc<postern_config::Generation>| Response::Config(Box::new((**g).clone()));
-    let mut outbox = vec![config(&configs.borrow_and_update())];
+    let certificates =
+        |c: &Arc<Vec<FactoryCertificate>>| Response::FactoryCertificates((**c).clone());
+    let mut outbox = vec![
+        config(&configs.borrow_and_update()),
+        certificates(&factory.borrow_and_update()),
+    ];
     if let Some(c) = confirmations.borrow_and_update().clone() {
         outbox.push(Response::Confirmation(Some(c)));
     }
@@ -224,6 +230,12 @@ async fn push_configurations(
                     return;
                 }
                 outbox.push(Response::Confirmation(confirmations.borrow_and_update().clone()));
+            }
+            changed = factory.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                outbox.push(certificates(&factory.borrow_and_update()));
             }
             request = deliveries.recv() => match request {
                 Ok(domain) => outbox.push(Response::DeliverNow { domain }),

@@ -16,6 +16,8 @@
 //! - [`service`]: one task per service: start the child, restart it with backoff when it dies,
 //!   restart it when a commit changes what it cannot apply live, stop it with SIGTERM then
 //!   SIGKILL.
+//! - `factory`: the factory certificates, made in `DATA/certs` (the RSA one after the services
+//!   have started) and handed to the services over their subscriptions.
 //! - [`shadow`]: `DATA/run/shadow`, the console and SSH login passwords, written from the
 //!   committed users at start and after each commit that changes them.
 //! - [`gauges`]: CPU, memory and disk gauges for `status`.
@@ -23,6 +25,7 @@
 
 pub mod confirm;
 pub mod control;
+mod factory;
 pub mod gauges;
 pub mod owner;
 pub mod service;
@@ -38,7 +41,6 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 use postern_config::{Config, Store};
 use postern_logs::{SharedLog, Subscription};
-use postern_tls::{Identity, KeyKind};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -143,9 +145,7 @@ impl Supervisor {
         ));
         let hostname = opened.store.current().config.system.hostname.to_string();
         let certs = data.join("certs");
-        for kind in [KeyKind::EcdsaP256, KeyKind::Rsa2048] {
-            Identity::factory(&certs, &hostname, kind)?;
-        }
+        let (factory, rsa_missing) = factory::load(&certs, &hostname, &log)?;
 
         // Before any service: the console and SSH logins take the committed passwords. A
         // failure leaves them as they were, which is no reason not to serve mail.
@@ -169,7 +169,11 @@ impl Supervisor {
             log.clone(),
             &options.services,
             confirmation,
+            factory,
         ));
+        if rsa_missing {
+            factory::make_rsa(owner.clone(), certs, hostname);
+        }
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
 

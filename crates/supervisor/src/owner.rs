@@ -8,7 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use postern_config::diff::{MergeError, merge};
 use postern_config::{Commit, Config, Generation, Store, StoreError, TlsService};
-use postern_control::{Confirmation, ControlError, ServiceState, ServiceStatus, Status};
+use postern_control::{
+    Confirmation, ControlError, FactoryCertificate, ServiceState, ServiceStatus, Status,
+};
 use tokio::sync::watch;
 
 use crate::confirm::{ConfirmFile, describe_within};
@@ -40,6 +42,8 @@ pub struct ConfigOwner {
     confirm_file: ConfirmFile,
     /// `delivernow` requests, for the subscribed services.
     deliver_now: tokio::sync::broadcast::Sender<Option<String>>,
+    /// The factory certificates made so far, for the subscribed services.
+    factory: watch::Sender<Arc<Vec<FactoryCertificate>>>,
 }
 
 /// A commit that landed.
@@ -62,6 +66,7 @@ impl ConfigOwner {
         log: SystemLog,
         services: &[ServiceSpec],
         confirmation: Option<Confirmation>,
+        factory: Vec<FactoryCertificate>,
     ) -> Self {
         let confirm_file = ConfirmFile::new(&data.join("config"));
         let (current, _) = watch::channel(Arc::new(store.current().clone()));
@@ -90,6 +95,7 @@ impl ConfigOwner {
             confirmation: watch::channel(confirmation).0,
             deliver_now: tokio::sync::broadcast::channel(16).0,
             confirm_file,
+            factory: watch::channel(Arc::new(factory)).0,
         }
     }
 
@@ -123,6 +129,17 @@ impl ConfigOwner {
             domain.as_deref().unwrap_or("every domain")
         ));
         let _ = self.deliver_now.send(domain);
+    }
+
+    /// Sees the factory certificates, and each one made later.
+    pub fn factory_certificates(&self) -> watch::Receiver<Arc<Vec<FactoryCertificate>>> {
+        self.factory.subscribe()
+    }
+
+    /// A factory certificate made after the start, for the services.
+    pub(crate) fn add_factory_certificate(&self, certificate: FactoryCertificate) {
+        self.factory
+            .send_modify(|all| Arc::make_mut(all).push(certificate));
     }
 
     /// Sees the outstanding `commit confirmed` change.

@@ -37,6 +37,15 @@ impl KeyKind {
             Self::Rsa2048 => "factory-rsa",
         }
     }
+
+    /// The factory certificate's and key's files in `dir`.
+    fn paths(self, dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let stem = self.file_stem();
+        (
+            dir.join(format!("{stem}.crt")),
+            dir.join(format!("{stem}.key")),
+        )
+    }
 }
 
 /// A certificate chain (leaf first) with its private key.
@@ -217,31 +226,42 @@ impl Identity {
 
     /// Loads the factory certificate of `kind` from `dir`, making it first when there is none.
     pub fn factory(dir: &Path, hostname: &str, kind: KeyKind) -> Result<Self, CertificateError> {
-        let cert_path = dir.join(format!("{}.crt", kind.file_stem()));
-        let key_path = dir.join(format!("{}.key", kind.file_stem()));
-        let io = |op: &'static str, path: &Path| {
-            let path = path.display().to_string();
-            move |e: std::io::Error| CertificateError::Io {
-                op,
-                path,
-                reason: e.to_string(),
-            }
-        };
-        if cert_path.exists() && key_path.exists() {
-            let chain = fs::read(&cert_path).map_err(io("read", &cert_path))?;
-            let key = fs::read(&key_path).map_err(io("read", &key_path))?;
-            return Self::from_pem(&chain, &key);
+        match Self::load_factory(dir, kind)? {
+            Some(identity) => Ok(identity),
+            None => Self::make_factory(dir, hostname, kind),
         }
+    }
+
+    /// The factory certificate of `kind` in `dir`, if it has been made.
+    pub fn load_factory(dir: &Path, kind: KeyKind) -> Result<Option<Self>, CertificateError> {
+        let (cert_path, key_path) = kind.paths(dir);
+        if !(cert_path.exists() && key_path.exists()) {
+            return Ok(None);
+        }
+        let chain = fs::read(&cert_path).map_err(io_error("read", &cert_path))?;
+        let key = fs::read(&key_path).map_err(io_error("read", &key_path))?;
+        Self::from_pem(&chain, &key).map(Some)
+    }
+
+    /// Makes a new factory certificate of `kind` for `hostname` in `dir` (the key readable by
+    /// its owner only), replacing any there. An RSA key takes a few hundred milliseconds here
+    /// and seconds on an emulated CPU.
+    pub fn make_factory(
+        dir: &Path,
+        hostname: &str,
+        kind: KeyKind,
+    ) -> Result<Self, CertificateError> {
+        let (cert_path, key_path) = kind.paths(dir);
         let identity = Self::self_signed(hostname, kind)?;
         // Keys live here: only the appliance's own user may list or read the directory.
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(io("create", dir))?;
+            .map_err(io_error("create", dir))?;
         let (chain, key) = identity.to_pem()?;
-        write_file(&key_path, &key, 0o600).map_err(io("write", &key_path))?;
-        write_file(&cert_path, &chain, 0o644).map_err(io("write", &cert_path))?;
+        write_file(&key_path, &key, 0o600).map_err(io_error("write", &key_path))?;
+        write_file(&cert_path, &chain, 0o644).map_err(io_error("write", &cert_path))?;
         Ok(identity)
     }
 
@@ -325,6 +345,15 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(tmp, path)
+}
+
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CertificateError {
+    let path = path.display().to_string();
+    move |e| CertificateError::Io {
+        op,
+        path,
+        reason: e.to_string(),
+    }
 }
 
 fn first_reason(e: &openssl::error::ErrorStack) -> String {

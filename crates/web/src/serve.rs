@@ -60,10 +60,11 @@ pub(crate) async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Serves `listener` until `stop` turns true.
+/// Serves `listener` until `stop` turns true; each connection's handshake takes the acceptor
+/// `acceptor` holds when it arrives.
 pub(crate) async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: watch::Receiver<TlsAcceptor>,
     router: Router,
     mut stop: watch::Receiver<bool>,
     log: SharedLog,
@@ -90,7 +91,7 @@ pub(crate) async fn serve(
             _ = stop.changed() => break,
         };
         while connections.try_join_next().is_some() {}
-        let acceptor = acceptor.clone();
+        let acceptor = acceptor.borrow().clone();
         let router = router.clone();
         let log = log.clone();
         let stop = stop.clone();

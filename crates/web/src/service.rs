@@ -11,9 +11,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::Html;
 use axum::routing::get;
 use postern_config::{Config, TlsService};
-use postern_control::{Client, ClientError, Event};
+use postern_control::{Client, ClientError, Event, FactoryCertificate};
 use postern_logs::{SharedLog, Subscription};
-use postern_tls::{Identity, KeyKind, TlsAcceptor, identities_for};
+use postern_tls::{Identity, TlsAcceptor, identities_for};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
@@ -60,17 +60,11 @@ pub async fn run(
     let socket = postern_control::socket_path(data);
     let mut control = Client::connect(&socket, SERVICE).await?;
     let mut configs = Client::connect(&socket, SERVICE).await?.subscribe().await?;
-    let first = configs.next().await?;
+    let (first, factory) = configs.first().await?;
     let config = first.config.clone();
     let log = SharedLog::open(data, Subscription::GuiLogs, false).map_err(ServiceError::Log)?;
 
-    let hostname = config.system.hostname.as_str();
-    let factory = [KeyKind::EcdsaP256, KeyKind::Rsa2048]
-        .into_iter()
-        .map(|kind| Identity::factory(&data.join("certs"), hostname, kind))
-        .collect::<Result<Vec<_>, _>>()?;
-    let identities = identities_for(&config, TlsService::GuiHttps, &factory)?;
-    let acceptor = TlsAcceptor::new(&config.tls.gui_https, &identities)?;
+    let (acceptor_tx, acceptor) = watch::channel(acceptor_for(&config, &factory)?);
 
     let classic = bind("Classic UI", config.listeners.classic_ui).await?;
     let ngui = bind("NGUI", config.listeners.ngui).await?;
@@ -122,6 +116,18 @@ pub async fn run(
                 // The outstanding `commit confirmed`, made or confirmed anywhere, for the
                 // pages' banner.
                 Ok(Event::Confirmation(confirmation)) => state.set_confirmation(confirmation),
+                // The factory RSA certificate, made after the start: presented from now on
+                // (the policy and an assigned certificate are taken at start).
+                Ok(Event::FactoryCertificates(factory)) => {
+                    match acceptor_for(&config, &factory) {
+                        Ok(new) => {
+                            acceptor_tx.send_replace(new);
+                        }
+                        Err(e) => log.critical(&format!(
+                            "The factory certificates cannot be presented: {e}"
+                        )),
+                    }
+                }
                 Ok(Event::DeliverNow(_)) => {}
                 // The supervisor is stopping (and sends SIGTERM too) or gone.
                 Err(ClientError::Closed) => break Ok(()),
@@ -137,6 +143,19 @@ pub async fn run(
         ));
     }
     result
+}
+
+/// The GUI's acceptor under `config` (its policy, its certificate or the `factory` ones).
+fn acceptor_for(
+    config: &Config,
+    factory: &[FactoryCertificate],
+) -> Result<TlsAcceptor, ServiceError> {
+    let factory = factory
+        .iter()
+        .map(|c| Identity::from_pem(c.chain_pem.as_bytes(), c.key_pem.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let identities = identities_for(config, TlsService::GuiHttps, &factory)?;
+    Ok(TlsAcceptor::new(&config.tls.gui_https, &identities)?)
 }
 
 async fn bind(
