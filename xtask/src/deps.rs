@@ -42,7 +42,7 @@ pub(crate) const BENCH_PACKAGES: &[&str] = &["postfix", "util-linux"];
 /// What `cargo xtask image` needs beyond [`BUILD_PACKAGES`] (the image recipe of the probe):
 /// - busybox-static: the appliance's init, shell and tools (taken from its `.deb`, and run here
 ///   to list its applets);
-/// - kmod: `depmod -b` for the Debian kernel's modules; cpio, zstd: the initramfs;
+/// - kmod: `depmod -b` for the Debian kernel's modules; cpio, lz4: the initramfs;
 /// - squashfs-tools: the read-only root; e2fsprogs: the empty `/data` ext4;
 /// - dosfstools, mtools: the FAT boot partition, without mounts; grub-common: `grub-mkimage`
 ///   and `grub-editenv`, which make the boot loader from `grub-pc-bin`'s files (downloaded into
@@ -52,7 +52,7 @@ pub(crate) const IMAGE_PACKAGES: &[&str] = &[
     "busybox-static",
     "kmod",
     "cpio",
-    "zstd",
+    "lz4",
     "squashfs-tools",
     "e2fsprogs",
     "dosfstools",

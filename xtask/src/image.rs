@@ -729,7 +729,9 @@ fn extract_parts(deb: &Path, root: &Path, patterns: &[&str]) -> anyhow::Result<(
 }
 
 /// `initrd.img`: BusyBox, `/init`, and the modules of [`MODULES`] with `lib/modules/load-order`,
-/// their paths in the order to load them; packed with cpio and zstd.
+/// their paths in the order to load them; packed with cpio and LZ4 (the kernel's legacy LZ4
+/// format): under QEMU's emulation the kernel unpacks it about 0.25 s sooner than the same
+/// archive with zstd -19, for 0.35 MB more for the boot loader to read.
 fn initramfs(
     sh: &Shell,
     kernel: &Kernel,
@@ -769,7 +771,7 @@ fn initramfs(
 
     let cpio = cpio_archive(sh, &root)?;
     let out = inputs.join("initrd.img");
-    cmd!(sh, "zstd -q -19 -f -o {out}").stdin(cpio).run()?;
+    cmd!(sh, "lz4 -l -9 -q -f - {out}").stdin(cpio).run()?;
     Ok(())
 }
 
@@ -851,10 +853,13 @@ fn rootfs(
             "NAME=Postern\nID=postern\nVERSION_ID={version}\nPRETTY_NAME=\"Postern {version}\"\n"
         ),
     )?;
+    // Uncompressed: under QEMU's emulation every page of `postern` read at start would be
+    // decompressed first (Postern was ready about 0.3 s later with zstd), and `postern.img.xz`
+    // compresses the plain files better than it could the zstd blocks (35.7 against 39.1 MB).
     let out = inputs.join("rootfs.squashfs");
     cmd!(
         sh,
-        "mksquashfs {root} {out} -comp zstd -Xcompression-level 19 -all-root -noappend -quiet -no-progress"
+        "mksquashfs {root} {out} -noI -noD -noF -noX -all-root -noappend -quiet -no-progress"
     )
     .run()
     .context("mksquashfs")?;
