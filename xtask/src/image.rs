@@ -8,14 +8,14 @@
 //!    for which Debian has no musl compiler; the gnu build is 6% larger and needs neither.)
 //! 2. `cache/`: Debian's kernel (`linux-image-FLAVOUR`, see [`Flavour`]), the versioned
 //!    package it depends on, `busybox-static`, `dropbear-bin` with the shared libraries it
-//!    needs ([`SSH_PACKAGES`]), and GRUB for BIOS and UEFI (`grub-pc-bin`,
+//!    needs ([`SSH_PACKAGES`]), `ca-certificates` (the CA bundle), and GRUB for BIOS and UEFI (`grub-pc-bin`,
 //!    `grub-efi-amd64-bin`), by `apt-get download`; kept until deleted, so later builds are
 //!    offline and the kernel stays the one recorded in `manifest.txt`.
 //! 3. `initrd.img`: BusyBox, `image/initramfs/init`, and the kernel modules of the virtio disk
 //!    and network, ext4 and squashfs with what they depend on (`modules.dep`), unless the
 //!    kernel has them built in.
 //! 4. `rootfs.squashfs`: BusyBox and its applets, `postern`, dropbear (the SSH server) with the
-//!    C libraries it is linked against, `image/rootfs-overlay/`.
+//!    C libraries it is linked against, the CA bundle, `image/rootfs-overlay/`.
 //! 5. The boot loader: for BIOS, GRUB's `boot.img` (the MBR's code) and a `core.img` made by
 //!    `grub-mkimage` with the modules `image/grub.cfg` needs, which genimage writes into the gap
 //!    between the MBR and the boot partition; for UEFI, `BOOTX64.EFI` (`grub-mkimage` too), which
@@ -323,6 +323,7 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
     let kernel = Kernel::fetch(sh, &cache, flavour)?;
     let busybox = Busybox::fetch(sh, &cache)?;
     let dropbear = Dropbear::fetch(sh, &cache)?;
+    let ca = CaBundle::fetch(sh, &cache)?;
     let grub = Grub::fetch(sh, &cache)?;
     let fetched = started.elapsed();
 
@@ -347,6 +348,7 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
         version: &version,
         busybox: &busybox,
         dropbear: &dropbear,
+        ca: &ca,
     };
     rootfs(sh, &system, &source, &staging, &inputs)?;
     let data = inputs.join("data.ext4");
@@ -377,11 +379,14 @@ fn assemble(sh: &Shell, binary: &Path, flavour: Flavour) -> anyhow::Result<Built
 
     let manifest = format!(
         "postern {version} ({TARGET}, static)\n\
-         kernel flavour {}\nkernel {} from {}\nbusybox from {}\n{}{}",
+         kernel flavour {}\nkernel {} from {}\nbusybox from {}\n\
+         {} CA certificates from {}\n{}{}",
         flavour.name(),
         kernel.release,
         kernel.deb.display(),
         busybox.deb.display(),
+        ca.count,
+        ca.deb.display(),
         grub.debs
             .iter()
             .map(|d| format!("boot loader from {}\n", d.display()))
@@ -585,6 +590,59 @@ impl Dropbear {
         fs::create_dir_all(to.join("lib64"))?;
         std::os::unix::fs::symlink(format!("/{loader}"), to.join("lib64/ld-linux-x86-64.so.2"))?;
         Ok(())
+    }
+}
+
+/// The CA certificates `-Verify` deliveries and `tlsverify` check against: Mozilla's set from
+/// Debian's `ca-certificates`, joined into one bundle as `update-ca-certificates` would make
+/// `/etc/ssl/certs/ca-certificates.crt`, where Postern reads it.
+#[derive(Debug)]
+struct CaBundle {
+    deb: PathBuf,
+    pem: Vec<u8>,
+    count: usize,
+}
+
+impl CaBundle {
+    fn fetch(sh: &Shell, cache: &Path) -> anyhow::Result<Self> {
+        let deb = download(sh, cache, "ca-certificates")?;
+        let root = cache.join("ca");
+        let done = root.join(".extracted");
+        let name = deb.display().to_string();
+        if fs::read_to_string(&done).ok().as_deref() != Some(name.as_str()) {
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(&root)?;
+            extract_parts(&deb, &root, &["./usr/share/ca-certificates/mozilla/*"])?;
+            fs::write(&done, &name)?;
+        }
+        let dir = root.join("usr/share/ca-certificates/mozilla");
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!(
+                "{} has no CA certificates in {}",
+                deb.display(),
+                dir.display()
+            );
+        }
+        let mut pem = Vec::new();
+        for file in &files {
+            let mut text = fs::read(file)?;
+            if !text.ends_with(b"\n") {
+                text.push(b'\n');
+            }
+            pem.extend(text);
+        }
+        Ok(Self {
+            deb,
+            pem,
+            count: files.len(),
+        })
     }
 }
 
@@ -816,6 +874,7 @@ struct System<'a> {
     version: &'a str,
     busybox: &'a Busybox,
     dropbear: &'a Dropbear,
+    ca: &'a CaBundle,
 }
 
 /// `rootfs.squashfs`: BusyBox, `postern`, dropbear, the overlay, the mount points,
@@ -837,6 +896,9 @@ fn rootfs(
     // The root is read-only and the admin's login password is set on the machine: the boot
     // writes the shadow file from /data into /run (`/usr/libexec/postern/login-password`).
     std::os::unix::fs::symlink("/run/postern/shadow", root.join("etc/shadow"))?;
+    let bundle = root.join("etc/ssl/certs/ca-certificates.crt");
+    fs::create_dir_all(bundle.parent().context("the CA bundle's folder")?)?;
+    fs::write(&bundle, &system.ca.pem)?;
     for d in [
         "dev", "proc", "sys", "run", "tmp", "data", "root", "usr/bin",
     ] {

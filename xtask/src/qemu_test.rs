@@ -24,7 +24,8 @@
 //! 6. The NGUI answers its login page over HTTPS on the forwarded port 4431, and the REST API
 //!    beside it takes the provisioned password for a token that reads `/api/v1/status`.
 //! 7. The CLI's `grep` over SSH finds `ICID n TLS success protocol TLSv1.3 cipher
-//!    TLS_AES_256_GCM_SHA384` in mail_logs: the STARTTLS of step 4, as the seed shows it.
+//!    TLS_AES_256_GCM_SHA384` in mail_logs: the STARTTLS of step 4, as the seed shows it; and no
+//!    warning that the system CA bundle (what `-Verify` deliveries check against) is missing.
 //! 8. Mail (`qemu_test/mail.rs`): a CLI session over SSH opens the Recipient Access Table for
 //!    `example.test` and `held.test` and routes them to the host (10.0.2.2, QEMU's user-mode
 //!    network): `example.test` to a sink in this process, `held.test` to a port nothing listens
@@ -136,6 +137,7 @@ impl QemuTest {
         let checks = first_boot(sh, &mut vm, &login, smtp, gui, ssh).and_then(|first| {
             let ngui = ngui_checks(sh, ngui, &login)?;
             let tls_logged = tls13_in_mail_logs(sh, &login, ssh)?;
+            no_ca_warning(sh, &login, ssh)?;
             let cut = mail.before_the_power_cut(sh, &vm, &login)?;
             Ok((first, (ngui, tls_logged), cut))
         });
@@ -234,6 +236,10 @@ impl QemuTest {
         println!("  {:<40}{}", "Classic UI login page (HTTPS)", checked.gui);
         println!("  {:<40}{}", "NGUI (HTTPS, port 4431)", ngui_checked);
         println!("  {:<40}{}", "mail_logs (CLI grep over SSH)", tls_logged);
+        println!(
+            "  {:<40}present: smtpd found {} (no warning in mail_logs)",
+            "system CA bundle", CA_BUNDLE
+        );
         println!(
             "  {:<40}wrong password refused, provisioned one accepted",
             "console login (admin)"
@@ -795,6 +801,20 @@ fn tls13_in_mail_logs(sh: &Shell, login: &Login, ssh_port: u16) -> anyhow::Resul
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Where the image keeps the CA bundle smtpd reads at start.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// smtpd warns in mail_logs at start when the image has no CA certificates for `-Verify`
+/// deliveries: there must be no such line.
+fn no_ca_warning(sh: &Shell, login: &Login, ssh_port: u16) -> anyhow::Result<()> {
+    let command = "grep \"no CA certificates\" mail_logs";
+    let (_, said) = ssh(sh, ssh_port, &login.file, command)?;
+    if said.contains(CA_BUNDLE) {
+        bail!("smtpd found no CA bundle in the image; `{command}` over SSH said:\n{said}");
+    }
+    Ok(())
 }
 
 /// The mail checks around the power cut: the clients, the sinks and where they listen.

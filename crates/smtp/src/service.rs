@@ -208,7 +208,7 @@ fn delivery_policy_of(config: &Config, roots: &CaRoots, log: &SharedLog) -> Deli
 /// the system bundle is missing (every such check then fails).
 fn system_roots(log: &SharedLog) -> CaRoots {
     match CaRoots::system() {
-        Ok(roots) if !roots.is_empty() => roots,
+        Ok(roots) if roots.has_pem_certificate() => roots,
         Ok(_) | Err(_) => {
             log.warning(&format!(
                 "no CA certificates in {}: deliveries to -Verify destinations cannot verify",

@@ -1434,6 +1434,27 @@ fn system_ca_roots_make_a_verifying_connector() {
 }
 
 #[test]
+fn ca_roots_are_read_when_a_verifying_connection_first_needs_them() {
+    let (pem, _) = Identity::self_signed("ca.test", KeyKind::EcdsaP256)
+        .unwrap()
+        .to_pem()
+        .unwrap();
+    let roots = CaRoots::from_pem(&pem);
+    assert!(roots.has_pem_certificate());
+    let tls =
+        OutboundTls::new(&tls_policy("1-3"), &roots, PeerCertificateChecks::default()).unwrap();
+    assert!(tls.connector(false).is_some());
+    assert!(
+        !roots.is_read(),
+        "a policy without -Verify deliveries read the CA bundle"
+    );
+    assert!(tls.connector(true).is_some());
+    assert!(roots.is_read());
+    assert_eq!(roots.len(), 1);
+    assert!(!CaRoots::from_pem(b"no certificate here").has_pem_certificate());
+}
+
+#[test]
 fn due_recipients_are_grouped_by_domain() {
     let message = |mid: u64, recipients: &[&str]| QueuedMessage {
         envelope: Arc::new(Envelope {

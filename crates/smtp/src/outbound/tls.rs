@@ -9,27 +9,35 @@
 //! failed verification ends the handshake), and says so in the log. *Required - Verify* defers.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use openssl::x509::X509;
 use postern_config::{DestinationTls, PeerCertificateChecks, ServiceTls};
 use postern_tls::{TlsConnector, TlsError, Verification};
 
-/// The CA certificates (DER) that `-Verify` destinations must chain to. Cheap to clone.
+/// The CA certificates that `-Verify` destinations must chain to: a PEM bundle, read into DER
+/// the first time a verifying connection needs it (the system bundle holds some 150
+/// certificates, whose parsing would slow every start under emulation). Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct CaRoots(Arc<Vec<Vec<u8>>>);
+pub struct CaRoots(Arc<Bundle>);
+
+#[derive(Debug, Default)]
+struct Bundle {
+    pem: Vec<u8>,
+    ders: OnceLock<Vec<Vec<u8>>>,
+}
 
 impl CaRoots {
     /// Where Debian, Buildroot's ca-certificates package and most distributions keep the system
-    /// CA bundle.
+    /// CA bundle (the appliance image too).
     pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
     /// The certificates of a PEM bundle; what cannot be read is left out.
     pub fn from_pem(pem: &[u8]) -> Self {
-        let ders = X509::stack_from_pem(pem)
-            .map(|certs| certs.iter().filter_map(|c| c.to_der().ok()).collect())
-            .unwrap_or_default();
-        Self(Arc::new(ders))
+        Self(Arc::new(Bundle {
+            pem: pem.to_vec(),
+            ders: OnceLock::new(),
+        }))
     }
 
     /// The system CA set from [`Self::SYSTEM_BUNDLE`].
@@ -41,12 +49,33 @@ impl CaRoots {
         std::fs::read(bundle).map(|pem| Self::from_pem(&pem))
     }
 
+    /// Whether the bundle has a PEM certificate at all, without reading them.
+    pub fn has_pem_certificate(&self) -> bool {
+        let marker = b"-----BEGIN CERTIFICATE-----";
+        self.0.pem.windows(marker.len()).any(|w| w == marker)
+    }
+
+    /// The certificates, as DER (read from the PEM on the first call).
+    fn ders(&self) -> &[Vec<u8>] {
+        self.0.ders.get_or_init(|| {
+            X509::stack_from_pem(&self.0.pem)
+                .map(|certs| certs.iter().filter_map(|c| c.to_der().ok()).collect())
+                .unwrap_or_default()
+        })
+    }
+
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ders().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ders().is_empty()
+    }
+
+    /// Whether the PEM has been read into certificates yet.
+    #[cfg(test)]
+    pub(crate) fn is_read(&self) -> bool {
+        self.0.ders.get().is_some()
     }
 }
 
@@ -58,8 +87,43 @@ pub struct OutboundTls {
     /// once verification failed). `None` when the policy could not be built: no STARTTLS.
     opportunistic: Option<TlsConnector>,
     /// Checks the chain against the CA roots and the name against the recipient domain, with
-    /// the peer certificate checks of `sslconfig`.
-    verifying: Option<TlsConnector>,
+    /// the peer certificate checks of `sslconfig`: built when a `-Verify` delivery first needs
+    /// it.
+    verifying: Option<Arc<Verifying>>,
+}
+
+/// What the verifying connector is built from, and the connector once built (`None` when the
+/// engine refused it).
+#[derive(Debug)]
+struct Verifying {
+    policy: ServiceTls,
+    roots: CaRoots,
+    checks: PeerCertificateChecks,
+    connector: OnceLock<Option<TlsConnector>>,
+}
+
+impl Verifying {
+    fn build(&self) -> Option<TlsConnector> {
+        let verifying = |roots: Vec<Vec<u8>>| Verification::Roots {
+            roots,
+            checks: self.checks,
+        };
+        let ders = self.roots.ders();
+        TlsConnector::new(&self.policy, &verifying(ders.to_vec()))
+            .or_else(|_| {
+                // One certificate of the bundle the engine cannot use must not cost the others.
+                let usable = ders
+                    .iter()
+                    .filter(|der| {
+                        TlsConnector::new(&self.policy, &Verification::roots(vec![(*der).clone()]))
+                            .is_ok()
+                    })
+                    .cloned()
+                    .collect();
+                TlsConnector::new(&self.policy, &verifying(usable))
+            })
+            .ok()
+    }
 }
 
 impl OutboundTls {
@@ -70,34 +134,26 @@ impl OutboundTls {
         roots: &CaRoots,
         checks: PeerCertificateChecks,
     ) -> Result<Self, TlsError> {
-        let verifying = |roots: Vec<Vec<u8>>| Verification::Roots { roots, checks };
         let opportunistic = TlsConnector::new(policy, &Verification::None)?;
-        let verifying = match TlsConnector::new(policy, &verifying(roots.0.to_vec())) {
-            Ok(c) => c,
-            // One certificate of the bundle the engine cannot use must not cost the others.
-            Err(_) => {
-                let usable = roots
-                    .0
-                    .iter()
-                    .filter(|der| {
-                        TlsConnector::new(policy, &Verification::roots(vec![(*der).clone()]))
-                            .is_ok()
-                    })
-                    .cloned()
-                    .collect();
-                TlsConnector::new(policy, &verifying(usable))?
-            }
-        };
         Ok(Self {
             opportunistic: Some(opportunistic),
-            verifying: Some(verifying),
+            verifying: Some(Arc::new(Verifying {
+                policy: policy.clone(),
+                roots: roots.clone(),
+                checks,
+                connector: OnceLock::new(),
+            })),
         })
     }
 
     /// The connector for a handshake that checks the certificate (`verify`) or does not.
     pub fn connector(&self, verify: bool) -> Option<&TlsConnector> {
         if verify {
-            self.verifying.as_ref()
+            let verifying = self.verifying.as_ref()?;
+            verifying
+                .connector
+                .get_or_init(|| verifying.build())
+                .as_ref()
         } else {
             self.opportunistic.as_ref()
         }
