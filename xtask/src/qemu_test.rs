@@ -466,12 +466,8 @@ fn shutdown(sh: &Shell, vm: &Vm, login: &Login, port: u16) -> anyhow::Result<Dur
         bail!("`shutdown` over SSH did not shut down:\n{said}");
     }
     vm.wait_for("postern: stopped", from, STEP_TIMEOUT)?;
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    while !vm.closed() {
-        if Instant::now() > deadline {
-            bail!("the guest did not power off within {STEP_TIMEOUT:?} of `shutdown`");
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    if !vm.wait_closed(STEP_TIMEOUT) {
+        bail!("the guest did not power off within {STEP_TIMEOUT:?} of `shutdown`");
     }
     Ok(began.elapsed())
 }
@@ -501,12 +497,8 @@ fn slot_fallback(
             BOOT_TIMEOUT,
         )?;
         vm.wait_for("cannot mount slot b", at, STEP_TIMEOUT)?;
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        while !vm.closed() {
-            if Instant::now() > deadline {
-                bail!("slot B's failed trial boot did not reboot within {STEP_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if !vm.wait_closed(STEP_TIMEOUT) {
+            bail!("slot B's failed trial boot did not reboot within {STEP_TIMEOUT:?}");
         }
         Ok(vm.started.elapsed())
     })();
@@ -1146,17 +1138,9 @@ fn ssh_with(
 /// Connects to the forwarded SSH port until the guest greets with `SSH-2.0-`: dropbear starts
 /// once Postern is ready (and has made its host keys, on the first boot).
 pub(crate) fn wait_for_ssh(vm: &Vm, port: u16) -> anyhow::Result<String> {
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let attempt = || -> std::io::Result<String> {
-            let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-            let mut line = String::new();
-            BufReader::new(&stream).read_line(&mut line)?;
-            Ok(line.trim_end().to_owned())
-        };
-        if let Ok(line) = attempt()
+        if let Ok(line) = greeting(port, None)
             && line.starts_with("SSH-2.0-")
         {
             return Ok(line);
@@ -1173,18 +1157,9 @@ pub(crate) fn wait_for_ssh(vm: &Vm, port: u16) -> anyhow::Result<String> {
 
 /// Connects to the forwarded SMTP port until the guest answers with `220`; the banner line.
 fn wait_for_banner(vm: &Vm, port: u16) -> anyhow::Result<String> {
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let attempt = || -> std::io::Result<String> {
-            let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-            let mut line = String::new();
-            BufReader::new(&stream).read_line(&mut line)?;
-            let _ = (&stream).write_all(b"QUIT\r\n");
-            Ok(line.trim_end().to_owned())
-        };
-        match attempt() {
+        match greeting(port, Some(b"QUIT\r\n")) {
             Ok(line) if line.starts_with("220") => return Ok(line),
             Ok(line) if !line.is_empty() => bail!("the SMTP service greeted with: {line}"),
             _ => {}
@@ -1197,6 +1172,19 @@ fn wait_for_banner(vm: &Vm, port: u16) -> anyhow::Result<String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The first line a server on the forwarded `port` sends, after which `reply` (if any) is sent.
+fn greeting(port: u16, reply: Option<&[u8]>) -> std::io::Result<String> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line)?;
+    if let Some(reply) = reply {
+        let _ = (&stream).write_all(reply);
+    }
+    Ok(line.trim_end().to_owned())
 }
 
 /// The value after `name` on its line of `text`.
@@ -1364,6 +1352,17 @@ impl Vm {
 
     fn closed(&self) -> bool {
         self.serial.state.lock().map(|s| s.1).unwrap_or(true)
+    }
+
+    /// Waits up to `timeout` for QEMU to close its console (it has ended); whether it did.
+    fn wait_closed(&self, timeout: Duration) -> bool {
+        let state = self.serial.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (state, _) = self
+            .serial
+            .grew
+            .wait_timeout_while(state, timeout, |s| !s.1)
+            .unwrap_or_else(|e| e.into_inner());
+        state.1
     }
 
     fn tail(&self, lines: usize) -> String {

@@ -224,14 +224,6 @@ impl Identity {
         Self::new(vec![builder.build()], key)
     }
 
-    /// Loads the factory certificate of `kind` from `dir`, making it first when there is none.
-    pub fn factory(dir: &Path, hostname: &str, kind: KeyKind) -> Result<Self, CertificateError> {
-        match Self::load_factory(dir, kind)? {
-            Some(identity) => Ok(identity),
-            None => Self::make_factory(dir, hostname, kind),
-        }
-    }
-
     /// The factory certificate of `kind` in `dir`, if it has been made.
     pub fn load_factory(dir: &Path, kind: KeyKind) -> Result<Option<Self>, CertificateError> {
         let (cert_path, key_path) = kind.paths(dir);

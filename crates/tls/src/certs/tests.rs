@@ -4,14 +4,15 @@ use super::*;
 fn factory_certificates_are_made_once_with_private_keys() {
     let dir = tempfile::tempdir().unwrap();
     for kind in [KeyKind::EcdsaP256, KeyKind::Rsa2048] {
-        let made = Identity::factory(dir.path(), "mail.example.com", kind).unwrap();
+        assert!(Identity::load_factory(dir.path(), kind).unwrap().is_none());
+        let made = Identity::make_factory(dir.path(), "mail.example.com", kind).unwrap();
         assert_eq!(made.key_kind(), kind);
         assert!(
             made.subject().contains("CN=mail.example.com"),
             "{}",
             made.subject()
         );
-        let again = Identity::factory(dir.path(), "other.example.com", kind).unwrap();
+        let again = Identity::load_factory(dir.path(), kind).unwrap().unwrap();
         assert_eq!(
             again.to_pem().unwrap(),
             made.to_pem().unwrap(),
